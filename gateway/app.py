@@ -1,0 +1,139 @@
+"""The gateway's ASGI application: ``create_app(settings)`` wires settings, publisher and routes,
+and maps every ``GatewayError`` to its HTTP answer in one place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.errors import (
+    AccountMismatchError,
+    BodyTooLargeError,
+    ContentTypeError,
+    GatewayError,
+    MalformedBodyError,
+    NotFoundError,
+    PublishError,
+    SignatureError,
+    VerificationError,
+)
+from gateway.publisher import KafkaPublisher, Publisher
+from gateway.routes import failure_response, router
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger("paynotify.gateway")
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS = (
+    (NotFoundError, 404),
+    (AccountMismatchError, 403),
+    (VerificationError, 401),
+    (BodyTooLargeError, 413),
+    (ContentTypeError, 415),
+    (MalformedBodyError, 400),
+    (PublishError, 503),
+)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    publish_seconds: Histogram
+
+
+def build_metrics() -> Metrics:
+    """Create the gateway's Prometheus metrics in a registry of their own."""
+    registry = CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        requests=Counter(
+            "paynotify_gateway_requests",
+            "Notifications by outcome",
+            ["provider", "account", "outcome"],
+            registry=registry,
+        ),
+        publish_seconds=Histogram(
+            "paynotify_gateway_publish_seconds",
+            "Time until the broker acknowledged",
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+        ),
+    )
+
+
+def status_for(exc: GatewayError) -> int:
+    """Return the HTTP status for a gateway error."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    publisher: Publisher | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """Build the gateway application; the publisher is started and closed by its lifespan."""
+    pub = publisher or KafkaPublisher(
+        settings.bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await pub.start()
+        try:
+            yield
+        finally:
+            await pub.close()
+
+    app = FastAPI(title="paynotify gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.publisher = pub
+    app.state.clock = clock
+    app.state.metrics = build_metrics()
+    app.include_router(router)
+    app.add_exception_handler(GatewayError, _on_gateway_error)  # type: ignore[arg-type]
+    _add_probes(app)
+    return app
+
+
+async def _on_gateway_error(request: Request, exc: GatewayError) -> Response:
+    provider = request.path_params.get("provider", "")
+    account = request.path_params.get("account", "")
+    status = status_for(exc)
+    request.app.state.metrics.requests.labels(provider, account, exc.reason).inc()
+    log.warning(
+        "notification rejected",
+        extra={"provider": provider, "account": account, "status": status, "reason": exc.reason},
+    )
+    if isinstance(exc, SignatureError | NotFoundError) and provider == "alipay":
+        status = 400 if isinstance(exc, SignatureError) else status
+    return failure_response(provider, status, str(exc))
+
+
+def _add_probes(app: FastAPI) -> None:
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        if await request.app.state.publisher.ready():
+            return PlainTextResponse("ready")
+        return JSONResponse({"error": "kafka unreachable"}, status_code=503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        body = generate_latest(request.app.state.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,73 @@
+"""The gateway's exceptions. Every rejected request raises one of these; ``app.py`` alone maps
+them to HTTP answers. Messages never carry a secret or a request body.
+
+    GatewayError
+    ├── ConfigError                 the configuration file is wrong (raised at start-up)
+    ├── NotFoundError               unknown provider or account                    -> 404
+    ├── RequestError                the request is not acceptable as sent
+    │   ├── MalformedBodyError      the body or a field cannot be parsed          -> 400
+    │   ├── BodyTooLargeError       the body exceeds the configured limit         -> 413
+    │   └── ContentTypeError        the content type is not the provider's        -> 415
+    ├── VerificationError           the request is not proven genuine
+    │   ├── SignatureError          missing, unparsable or wrong signature        -> 401
+    │   ├── StaleTimestampError     timestamp outside the tolerance               -> 401
+    │   └── AccountMismatchError    app_id / mchid / seller is not this account's -> 403
+    └── PublishError                the broker did not acknowledge the record     -> 503
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every gateway error; ``reason`` is a short machine-readable word for metrics."""
+
+    reason = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class ConfigError(GatewayError):
+    reason = "config"
+
+
+class NotFoundError(GatewayError):
+    reason = "not_found"
+
+
+class RequestError(GatewayError):
+    reason = "bad_request"
+
+
+class MalformedBodyError(RequestError):
+    reason = "malformed"
+
+
+class BodyTooLargeError(RequestError):
+    reason = "too_large"
+
+
+class ContentTypeError(RequestError):
+    reason = "content_type"
+
+
+class VerificationError(GatewayError):
+    reason = "unverified"
+
+
+class SignatureError(VerificationError):
+    reason = "signature"
+
+
+class StaleTimestampError(VerificationError):
+    reason = "stale_timestamp"
+
+
+class AccountMismatchError(VerificationError):
+    reason = "account_mismatch"
+
+
+class PublishError(GatewayError):
+    reason = "publish"

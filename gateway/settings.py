@@ -1,0 +1,270 @@
+"""The gateway's settings, built once from the TOML configuration file.
+
+Relative paths in the file are relative to the file's own folder. Any secret may be written
+``"env:NAME"`` (read from the environment) or ``"file:PATH"`` (read from a file). Key files are
+PEM, or bare base64 as providers hand them out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from gateway.accounts import (
+    AccountConfig,
+    AdyenAccount,
+    AlipayAccount,
+    StandardWebhooksAccount,
+    StripeAccount,
+    WechatPayAccount,
+)
+from gateway.errors import ConfigError
+from gateway.records import NOTIFICATIONS_TOPIC
+
+CONFIG_ENV = "PAYNOTIFY_CONFIG"
+_T = TypeVar("_T", tuple[Any, ...], dict[str, Any])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySection(_Model):
+    listen: str = "127.0.0.1:8000"
+    max_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024)
+    delivery_timeout_ms: int = Field(default=4000, ge=1000, le=30000)
+
+
+class KafkaSection(_Model):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(default=8, ge=1, le=1024)
+    topic_prefix: str = ""
+
+
+class AccountSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    provider: Literal["alipay", "wechatpay", "stripe", "standardwebhooks", "adyen"]
+    app_id: str | None = None
+    seller_id: str | None = None
+    currency: str = "CNY"
+    alipay_public_keys: list[str] = []
+    mchid: str | None = None
+    appid: str | None = None
+    apiv3_key: str | None = None
+    platform_public_keys: dict[str, str] = {}
+    timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    signing_secrets: list[str] = []
+    order_id_metadata_key: str = "out_trade_no"
+    hmac_keys: list[str] = []
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway needs, validated and with keys loaded."""
+
+    host: str
+    port: int
+    max_body_bytes: int
+    delivery_timeout_ms: int
+    bootstrap_servers: str
+    partitions: int
+    topic_prefix: str
+    accounts: Mapping[tuple[str, str], AccountConfig]
+
+    @property
+    def notifications_topic(self) -> str:
+        return self.topic_prefix + NOTIFICATIONS_TOPIC
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """Return the configuration file's path from ``--config`` or ``PAYNOTIFY_CONFIG``.
+
+    Raises:
+        ConfigError: neither is given, or the file does not exist.
+    """
+    value = explicit or os.environ.get(CONFIG_ENV)
+    if not value:
+        raise ConfigError(f"no configuration file: pass --config or set {CONFIG_ENV}")
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    return path
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse the configuration file.
+
+    Raises:
+        ConfigError: the file is not valid TOML.
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_settings(path: Path) -> GatewaySettings:
+    """Build the gateway settings from a configuration file.
+
+    Raises:
+        ConfigError: any section or account is invalid, or a key cannot be loaded.
+    """
+    doc = read_toml(path)
+    try:
+        gateway = GatewaySection(**doc.get("gateway", {}))
+        kafka = KafkaSection(**doc.get("kafka", {}))
+        sections = [AccountSection(**a) for a in doc.get("accounts", [])]
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    host, port = parse_listen(gateway.listen)
+    accounts: dict[tuple[str, str], AccountConfig] = {}
+    for section in sections:
+        key = (section.provider, section.name)
+        if key in accounts:
+            raise ConfigError(
+                f"account {section.name!r} is configured twice for {section.provider}"
+            )
+        accounts[key] = build_account(section, path.parent)
+    return GatewaySettings(
+        host=host,
+        port=port,
+        max_body_bytes=gateway.max_body_bytes,
+        delivery_timeout_ms=gateway.delivery_timeout_ms,
+        bootstrap_servers=kafka.bootstrap_servers,
+        partitions=kafka.partitions,
+        topic_prefix=kafka.topic_prefix,
+        accounts=accounts,
+    )
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split ``host:port``.
+
+    Raises:
+        ConfigError: the value is not host:port.
+    """
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ConfigError(f"[gateway] listen must be host:port, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def build_account(section: AccountSection, base: Path) -> AccountConfig:
+    """Turn one ``[[accounts]]`` table into the provider's account, loading keys and secrets.
+
+    Raises:
+        ConfigError: a required field is missing or a key cannot be loaded.
+    """
+    where = f"account {section.name!r}"
+    if section.provider == "alipay":
+        keys = tuple(
+            load_public_key(resolve_secret(k, base), base) for k in section.alipay_public_keys
+        )
+        return AlipayAccount(
+            name=section.name,
+            app_id=_need(section.app_id, where, "app_id"),
+            public_keys=_non_empty(keys, where, "alipay_public_keys"),
+            seller_id=section.seller_id,
+            currency=section.currency,
+        )
+    if section.provider == "wechatpay":
+        platform = {
+            serial: load_public_key(resolve_secret(v, base), base)
+            for serial, v in section.platform_public_keys.items()
+        }
+        return WechatPayAccount(
+            name=section.name,
+            mchid=_need(section.mchid, where, "mchid"),
+            appid=_need(section.appid, where, "appid"),
+            apiv3_key=SecretStr(resolve_secret(_need(section.apiv3_key, where, "apiv3_key"), base)),
+            platform_public_keys=_non_empty(platform, where, "platform_public_keys"),
+            timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
+        )
+    if section.provider == "adyen":
+        return AdyenAccount(name=section.name, hmac_keys=_secrets(section.hmac_keys, base, where))
+    secrets = _secrets(section.signing_secrets, base, where)
+    if section.provider == "stripe":
+        return StripeAccount(
+            name=section.name,
+            signing_secrets=secrets,
+            timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
+            order_id_metadata_key=section.order_id_metadata_key,
+        )
+    return StandardWebhooksAccount(
+        name=section.name,
+        signing_secrets=secrets,
+        timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
+    )
+
+
+def resolve_secret(value: str, base: Path) -> str:
+    """Resolve ``env:NAME`` and ``file:PATH`` references; return other values unchanged.
+
+    Raises:
+        ConfigError: the variable is unset or the file cannot be read.
+    """
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set")
+        return os.environ[name]
+    if value.startswith("file:"):
+        try:
+            return (base / value[5:]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {value[5:]}: {exc.strerror}") from None
+    return value
+
+
+def load_public_key(value: str, base: Path) -> RSAPublicKey:
+    """Load an RSA public key from a PEM file path, inline PEM, or bare base64 DER.
+
+    Raises:
+        ConfigError: the key cannot be read or is not an RSA public key.
+    """
+    text = value
+    if "BEGIN" not in value and (base / value).is_file():
+        text = (base / value).read_text(encoding="ascii").strip()
+    try:
+        if "BEGIN" in text:
+            key = load_pem_public_key(text.encode("ascii"))
+        else:
+            key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise ConfigError("a configured public key is neither PEM nor base64 DER") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ConfigError("a configured public key is not an RSA key")
+    return key
+
+
+def _secrets(values: list[str], base: Path, where: str) -> tuple[SecretStr, ...]:
+    return _non_empty(tuple(SecretStr(resolve_secret(v, base)) for v in values), where, "secrets")
+
+
+def _need(value: str | None, where: str, name: str) -> str:
+    if not value:
+        raise ConfigError(f"{where}: {name} is required")
+    return value
+
+
+def _non_empty(value: _T, where: str, name: str) -> _T:
+    if not value:
+        raise ConfigError(f"{where}: at least one of {name} is required")
+    return value
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,233 @@
+"""The ``paynotify`` command: wires the three services and the local tooling together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.settings import GatewaySettings, config_path, load_settings
+from paynotify.broker import BrokerError, LocalBroker
+from paynotify.logs import setup_logging
+from paynotify.orders import OrderPublishError, publish_orders
+from paynotify.stack import StackError
+from paynotify.topics import TopicError, ensure_topics
+from sinks.schema import SchemaError, check_migrated, create_db_engine, upgrade
+from sinks.settings import SinkConfigError, load_sink_settings
+from stream.records import ALL_TOPICS, ORDERS_TOPIC, ExpectedOrder
+from stream.settings import StreamConfigError, load_stream_settings
+
+DEMO_DIR = Path("var/demo")
+EXPECTED = (
+    ConfigError,
+    BrokerError,
+    TopicError,
+    SchemaError,
+    SinkConfigError,
+    StreamConfigError,
+    OrderPublishError,
+    StackError,
+)
+
+
+def _topics(settings: GatewaySettings) -> None:
+    ensure_topics(
+        settings.bootstrap_servers,
+        [settings.topic_prefix + t for t in ALL_TOPICS],
+        settings.partitions,
+    )
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = load_settings(config_path(args.config))
+    _topics(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import faust
+
+    from stream.app import create_app
+
+    path = config_path(args.config)
+    _topics(load_settings(path))
+    settings = load_stream_settings(path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from sinks.consumer import KafkaSink
+
+    path = config_path(args.config)
+    _topics(load_settings(path))
+    settings = load_sink_settings(path)
+    engine = create_db_engine(settings.database_url)
+    check_migrated(engine)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    KafkaSink(settings, engine).run(stop)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = load_sink_settings(config_path(args.config))
+    engine = create_db_engine(settings.database_url)
+    print(f"database at revision {upgrade(engine)}")
+    return 0
+
+
+def cmd_orders_add(args: argparse.Namespace) -> int:
+    settings = load_settings(config_path(args.config))
+    _topics(settings)
+    order = ExpectedOrder(
+        out_trade_no=args.out_trade_no,
+        account=args.account,
+        amount_minor=args.amount_minor,
+        currency=args.currency,
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    publish_orders(settings.bootstrap_servers, settings.topic_prefix + ORDERS_TOPIC, [order])
+    print(f"order {order.out_trade_no} published: {order.amount_minor} {order.currency}")
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    settings = load_settings(config_path(args.config))
+    created = ensure_topics(
+        settings.bootstrap_servers,
+        [settings.topic_prefix + t for t in ALL_TOPICS],
+        settings.partitions,
+    )
+    print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    broker = LocalBroker(Path(args.data_dir).resolve(), port=args.port)
+    if args.action == "start":
+        seconds = broker.start()
+        print(
+            f"kafka {broker.version} ready at {broker.bootstrap_servers} in {seconds:.1f}s "
+            f"(pid {broker.pid()}, data in {broker.data_dir})"
+        )
+    elif args.action == "stop":
+        broker.stop()
+        print("kafka stopped")
+    else:
+        pid = broker.pid()
+        print(f"running (pid {pid})" if pid else "stopped")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from paynotify.demo import print_result, run_demo, write_demo_config
+    from paynotify.stack import Stack, services_from
+
+    if args.config is None and args.demo:
+        args.config = str(write_demo_config(DEMO_DIR))
+    path = config_path(args.config)
+    stack = Stack(path, load_settings(path), load_sink_settings(path), services_from(args.only))
+    try:
+        stack.start()
+        if not args.demo:
+            print("paynotify: stack is up; Ctrl-C stops it", flush=True)
+            stack.wait()
+            return 0
+        private = _demo_key(path)
+        result = asyncio.run(
+            run_demo(
+                stack.gateway,
+                stack.sink,
+                private,
+                count=args.demo_orders,
+                alive=stack.check_children,
+            )
+        )
+        print_result(result)
+        return 0 if result.ok else 1
+    finally:
+        stack.stop()
+
+
+def _demo_key(path: Path) -> Path:
+    from gateway.settings import read_toml
+
+    demo = read_toml(path).get("demo", {})
+    if "alipay_private_key" not in demo:
+        raise ConfigError("--demo needs [demo] alipay_private_key in the configuration file")
+    return path.parent / str(demo["alipay_private_key"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paynotify", description=__doc__)
+    parser.add_argument("--config", help="configuration file (default: $PAYNOTIFY_CONFIG)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole local stack in the foreground")
+    up.add_argument("--only", help="comma-separated subset of gateway,stream,sink")
+    up.add_argument("--demo", action="store_true", help="send a demonstration burst, print, stop")
+    up.add_argument("--demo-orders", type=int, default=20)
+    up.set_defaults(func=cmd_up)
+    for name, func in (("gateway", cmd_gateway), ("stream", cmd_stream), ("sink", cmd_sink)):
+        sub.add_parser(name, help=f"run the {name} service").set_defaults(func=func)
+    orders = sub.add_parser("orders", help="expected orders").add_subparsers(
+        dest="action", required=True
+    )
+    add = orders.add_parser("add", help="publish an expected order to the orders topic")
+    add.add_argument("--out-trade-no", required=True)
+    add.add_argument("--account", required=True)
+    add.add_argument("--amount-minor", type=int, required=True, help="amount in minor units (fen)")
+    add.add_argument("--currency", default="CNY")
+    add.set_defaults(func=cmd_orders_add)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
+        dest="action", required=True
+    )
+    topics.add_parser("create", help="create every topic").set_defaults(func=cmd_topics_create)
+    kafka = sub.add_parser("kafka", help="a local broker from Maven Central jars")
+    kafka.add_argument("action", choices=("start", "stop", "status"))
+    kafka.add_argument("--data-dir", default="var/kafka")
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.set_defaults(func=cmd_kafka)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except EXPECTED as exc:
+        print(f"paynotify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""``paynotify up``: the whole local stack in the foreground — a local broker when nothing
+answers at a loopback ``bootstrap_servers``, the topics, the migrations, then the gateway, a
+stream worker and the database sink as child processes, until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from gateway.settings import GatewaySettings
+from paynotify.broker import LocalBroker, answers, is_loopback
+from paynotify.topics import ensure_topics
+from sinks.schema import create_db_engine, upgrade
+from sinks.settings import SinkSettings
+from stream.records import ALL_TOPICS
+
+SERVICES = ("gateway", "stream", "sink")
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not start."""
+
+
+@dataclass
+class Stack:
+    config: Path
+    gateway: GatewaySettings
+    sink: SinkSettings
+    services: tuple[str, ...] = SERVICES
+    broker: LocalBroker | None = None
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Start what is needed, in order, and return once the gateway answers."""
+        self._start_broker()
+        created = ensure_topics(
+            self.gateway.bootstrap_servers,
+            [self.gateway.topic_prefix + t for t in ALL_TOPICS],
+            self.gateway.partitions,
+        )
+        if created:
+            print(f"paynotify: created topics {', '.join(created)}", flush=True)
+        if "sink" in self.services:
+            engine = create_db_engine(self.sink.database_url)
+            print(f"paynotify: database at revision {upgrade(engine)}", flush=True)
+            engine.dispose()
+        for name in self.services:
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), name],
+                stdin=subprocess.DEVNULL,
+            )
+        if "gateway" in self.services:
+            self._wait_gateway()
+
+    def _start_broker(self) -> None:
+        servers = self.gateway.bootstrap_servers
+        if answers(servers):
+            return
+        if not is_loopback(servers):
+            raise StackError(f"no Kafka broker answers at {servers}")
+        port = int(servers.split(",")[0].rpartition(":")[2])
+        self.broker = LocalBroker(self.config.parent.resolve() / "var" / "kafka", port=port)
+        seconds = self.broker.start()
+        print(
+            f"paynotify: local Kafka {self.broker.version} ready at {servers} in {seconds:.1f}s",
+            flush=True,
+        )
+
+    def _wait_gateway(self, timeout: float = 60.0) -> None:
+        url = f"http://{self.gateway.host}:{self.gateway.port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError("the gateway did not answer /healthz in time")
+
+    def check_children(self) -> None:
+        """Raise if a service has exited."""
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                raise StackError(f"the {name} service exited with code {child.returncode}")
+
+    def wait(self) -> None:
+        """Block until SIGINT/SIGTERM or until a service exits."""
+        stop = False
+
+        def on_signal(_signum: int, _frame: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        while not stop:
+            self.check_children()
+            time.sleep(0.3)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the services (gateway first, so nothing new arrives), then the broker."""
+        for name in SERVICES:
+            child = self.children.get(name)
+            if child is not None and child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def services_from(only: str | None) -> tuple[str, ...]:
+    """Parse ``--only gateway,stream,sink``.
+
+    Raises:
+        StackError: an unknown service name.
+    """
+    if not only:
+        return SERVICES
+    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    return names

@@ -1,0 +1,47 @@
+"""Create every topic paynotify uses, explicitly, with ``[kafka] partitions`` partitions.
+
+Broker-side auto-creation is off: a producer must never create a one-partition topic, because
+the stream's table shards follow the input partitions (co-partitioning by ``out_trade_no``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+class TopicError(RuntimeError):
+    """A topic exists with the wrong partition count, or could not be created."""
+
+
+def ensure_topics(
+    bootstrap_servers: str, names: Iterable[str], partitions: int, *, timeout: float = 30.0
+) -> list[str]:
+    """Create the missing topics and check the existing ones; return the names created.
+
+    Raises:
+        TopicError: an existing topic has another partition count, or creation failed.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = list(dict.fromkeys(names))
+    for name in wanted:
+        if name in existing and len(existing[name].partitions) != partitions:
+            raise TopicError(
+                f"topic {name} has {len(existing[name].partitions)} partitions, expected "
+                f"{partitions} ([kafka] partitions): co-partitioning would break"
+            )
+    missing = [NewTopic(n, num_partitions=partitions) for n in wanted if n not in existing]
+    if not missing:
+        return []
+    created: list[str] = []
+    for name, future in admin.create_topics(missing, request_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+    return created

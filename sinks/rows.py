@@ -1,0 +1,62 @@
+"""The database tables (SQLAlchemy Core). The schema itself is created by the Alembic migrations
+in ``sinks/migrations``; these definitions must match them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData()
+
+ORDER_STATUSES = ("created", "paid", "refunded", "partially_refunded", "closed")
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("out_trade_no", String(128), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("paid_at", String(40)),
+    Column("provider", String(32)),
+    Column("provider_trade_no", String(128)),
+    Column("paid_event_id", String(36), unique=True),
+    Column("created_at", String(40)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "status in ('created', 'paid', 'refunded', 'partially_refunded', 'closed')",
+        name="orders_status_known",
+    ),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("out_trade_no", String(128), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("anomaly_id", String(64), primary_key=True),
+    Column("out_trade_no", String(128), nullable=False, index=True),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("source", String(256), nullable=False, server_default=""),
+    Column("payload", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,77 @@
+"""The sink's settings: ``[database]``, ``[kafka]`` and the optional ``[sink]`` section."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class SinkConfigError(ValueError):
+    """The configuration file's ``[database]``, ``[kafka]`` or ``[sink]`` section is invalid."""
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    database_url: str
+    bootstrap_servers: str
+    topic_prefix: str
+    group_id: str
+    batch_size: int
+    flush_interval_s: float
+
+    def topic(self, name: str) -> str:
+        """Return a topic's full name under the configured prefix."""
+        return self.topic_prefix + name
+
+
+def load_sink_settings(path: Path) -> SinkSettings:
+    """Build the sink settings from a configuration file.
+
+    Raises:
+        SinkConfigError: the database URL or a value is invalid.
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SinkConfigError(f"{path}: {exc}") from None
+    kafka: dict[str, Any] = doc.get("kafka", {})
+    sink: dict[str, Any] = doc.get("sink", {})
+    url = resolve_url(
+        str(doc.get("database", {}).get("url", "sqlite:///var/paynotify.db")), path.parent
+    )
+    prefix = str(kafka.get("topic_prefix", ""))
+    return SinkSettings(
+        database_url=url,
+        bootstrap_servers=str(kafka.get("bootstrap_servers", "127.0.0.1:9092")),
+        topic_prefix=prefix,
+        group_id=str(sink.get("group_id", f"{prefix}paynotify-sink")),
+        batch_size=int(sink.get("batch_size", 500)),
+        flush_interval_s=float(sink.get("flush_interval_seconds", 0.2)),
+    )
+
+
+def resolve_url(value: str, base: Path) -> str:
+    """Resolve ``env:NAME`` and make a relative SQLite path relative to the config's folder.
+
+    Raises:
+        SinkConfigError: the variable is unset or the URL cannot be parsed.
+    """
+    if value.startswith("env:"):
+        if value[4:] not in os.environ:
+            raise SinkConfigError(f"environment variable {value[4:]} is not set")
+        value = os.environ[value[4:]]
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise SinkConfigError("[database] url is not a database URL") from None
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        if not db.is_absolute():
+            url = url.set(database=str((base / db).resolve()))
+    return url.render_as_string(hide_password=False)

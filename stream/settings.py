@@ -1,0 +1,59 @@
+"""The stream worker's settings: ``[kafka]`` and the optional ``[stream]`` section of the file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class StreamConfigError(ValueError):
+    """The configuration file's ``[kafka]`` or ``[stream]`` section is invalid."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    bootstrap_servers: str
+    partitions: int
+    topic_prefix: str
+    app_id: str
+    data_dir: Path
+    processing_guarantee: str
+    commit_interval_s: float
+
+    def topic(self, name: str) -> str:
+        """Return a topic's full name under the configured prefix."""
+        return self.topic_prefix + name
+
+
+def load_stream_settings(path: Path) -> StreamSettings:
+    """Build the stream settings from a configuration file.
+
+    Raises:
+        StreamConfigError: a value has the wrong type or an unknown guarantee is asked for.
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StreamConfigError(f"{path}: {exc}") from None
+    kafka: dict[str, Any] = doc.get("kafka", {})
+    stream: dict[str, Any] = doc.get("stream", {})
+    prefix = str(kafka.get("topic_prefix", ""))
+    guarantee = str(stream.get("processing_guarantee", "at_least_once"))
+    if guarantee not in ("at_least_once", "exactly_once"):
+        raise StreamConfigError(
+            "[stream] processing_guarantee must be at_least_once or exactly_once"
+        )
+    partitions = kafka.get("partitions", 8)
+    if not isinstance(partitions, int) or partitions < 1:
+        raise StreamConfigError("[kafka] partitions must be a positive integer")
+    return StreamSettings(
+        bootstrap_servers=str(kafka.get("bootstrap_servers", "127.0.0.1:9092")),
+        partitions=partitions,
+        topic_prefix=prefix,
+        app_id=str(stream.get("app_id", f"{prefix}paynotify-stream")),
+        data_dir=path.parent / str(stream.get("data_dir", "var/stream")),
+        processing_guarantee=guarantee,
+        commit_interval_s=float(stream.get("commit_interval_seconds", 1.0)),
+    )
