@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
@@ -108,6 +108,7 @@ class LocalBroker:
     host: str = "127.0.0.1"
     heap: str = "512m"
     version: str = KAFKA_VERSION
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -134,14 +135,15 @@ class LocalBroker:
         base = [java, *self._jvm_options(), "-cp", f"{lib}/*"]
         if not (self.data_dir / "kraft" / "meta.properties").is_file():
             self._format(base, config)
-        log = (self.data_dir / "logs" / "stdout.log").open("ab")
-        process = subprocess.Popen(
-            [*base, "kafka.Kafka", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with (self.data_dir / "logs" / "stdout.log").open("ab") as log:
+            process = subprocess.Popen(
+                [*base, "kafka.Kafka", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._process = process
         self.pid_file.write_text(str(process.pid))
         self._wait_ready(process, started + timeout)
         return time.monotonic() - started
@@ -189,6 +191,7 @@ class LocalBroker:
     def _wait_ready(self, process: subprocess.Popen[bytes], deadline: float) -> None:
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                self._process = None
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     f"the Kafka JVM exited ({process.returncode}):\n{self.log_tail()}"
@@ -226,7 +229,13 @@ class LocalBroker:
             time.sleep(0.1)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        self._reap()
         self.pid_file.unlink(missing_ok=True)
+
+    def _reap(self) -> None:
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
 
     def kill(self) -> None:
         """Kill the broker at once (``kill -9``), for fault tests."""
@@ -235,6 +244,7 @@ class LocalBroker:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.05)
+        self._reap()
         self.pid_file.unlink(missing_ok=True)
 
     def rss_bytes(self) -> int | None:

@@ -7,8 +7,11 @@ come back as transitions with a reason, never as exceptions.
     state \\ input     expected order             payment notification (new notify_id)
     (none)            created                    awaiting_order (kept pending)
     awaiting_order    created + pending applied  awaiting_order (kept pending)
-    created           created (dup/conflict)     paid + order.paid | anomaly on mismatch
+    created           created (dup/conflict)     paid + order.paid
     paid              paid (dup/conflict)        paid, nothing emitted ("already_paid")
+
+A payment whose account, amount or currency differ from the expected order is an anomaly in
+every state (checked before anything else), so the result never depends on arrival order.
 
 A notify_id seen before is a duplicate and changes nothing. Refund and close notifications are
 recorded as ``unhandled_kind`` anomalies until the refund/close transitions land.
@@ -94,11 +97,11 @@ def _apply_known(state: OrderState, note: Notification) -> Transition:
     if note.kind != "payment":
         detail = f"{note.kind} notifications are not applied yet (status {note.status})"
         return Transition(state, (_anomaly(note, "unhandled_kind", detail),), "unhandled_kind")
-    if state.status == "paid":
-        return Transition(state, (), "already_paid")
     mismatch = mismatch_of(state.order, note)
     if mismatch is not None:
         return Transition(state, (_anomaly(note, mismatch[0], mismatch[1]),), mismatch[0])
+    if state.status == "paid":
+        return Transition(state, (), "already_paid")
     paid = OrderPaid(
         event_id=event_id(state.order.account, state.order.out_trade_no, "paid"),
         out_trade_no=note.out_trade_no,

@@ -1,0 +1,114 @@
+"""Run paynotify's services as real processes against the test broker and database."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from paynotify.broker import free_port
+from tests.support import alipay as signer
+from tests.support.keys import write_public_pem
+
+CONFIG = """\
+[gateway]
+listen = "127.0.0.1:{port}"
+
+[kafka]
+bootstrap_servers = "{bootstrap}"
+partitions = 8
+topic_prefix = "{prefix}"
+
+[database]
+url = "{database}"
+
+[stream]
+data_dir = "stream-data"
+
+[sink]
+batch_size = 200
+flush_interval_seconds = 0.1
+
+[[accounts]]
+name = "shop"
+provider = "alipay"
+app_id = "{app_id}"
+alipay_public_keys = ["keys/alipay_public.pem"]
+"""
+
+
+def write_config(folder: Path, bootstrap: str, database: str) -> tuple[Path, int, str]:
+    """Write a config with a fresh topic prefix and gateway port; return (path, port, prefix)."""
+    write_public_pem(signer.key(0), folder / "keys" / "alipay_public.pem")
+    port, prefix = free_port(), f"t{uuid.uuid4().hex[:10]}-"
+    path = folder / "paynotify.toml"
+    path.write_text(
+        CONFIG.format(
+            port=port, bootstrap=bootstrap, prefix=prefix, database=database, app_id=signer.APP_ID
+        )
+    )
+    return path, port, prefix
+
+
+@dataclass
+class Service:
+    """One ``paynotify <name>`` process with its output in a log file."""
+
+    name: str
+    config: Path
+    process: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> None:
+        log = self.config.parent / f"{self.name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), self.name],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.is_file())
+
+
+def wait_http(url: str, timeout: float = 60.0, service: Service | None = None) -> None:
+    """Wait until ``url`` answers 200; fail early if the service died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            service is not None
+            and service.process is not None
+            and service.process.poll() is not None
+        ):
+            raise AssertionError(f"{service.name} exited:\n{service.output()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
