@@ -148,7 +148,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.config is None and args.demo:
         args.config = str(write_demo_config(DEMO_DIR))
     path = config_path(args.config)
-    stack = Stack(path, load_settings(path), load_sink_settings(path), services_from(args.only))
+    logs = path.parent / "logs" if args.demo else None
+    stack = Stack(
+        path, load_settings(path), load_sink_settings(path), services_from(args.only), logs
+    )
     try:
         stack.start()
         if not args.demo:
@@ -166,6 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         )
         print_result(result)
+        print(f"service logs: {logs}")
         return 0 if result.ok else 1
     finally:
         stack.stop()

@@ -39,7 +39,7 @@ DEMO_CONFIG = """\
 listen = "127.0.0.1:{port}"
 
 [kafka]
-bootstrap_servers = "127.0.0.1:9092"
+bootstrap_servers = "{bootstrap}"
 partitions = 8
 
 [database]
@@ -59,12 +59,12 @@ alipay_public_keys = ["keys/alipay_public.pem"]
 """
 
 
-def write_demo_config(folder: Path, port: int = 8000) -> Path:
+def write_demo_config(folder: Path, port: int = 8000, bootstrap: str = "127.0.0.1:9092") -> Path:
     """Create the demo folder (config, generated key pair) unless it exists; return the file."""
     config = folder / "paynotify.toml"
     if not config.is_file():
         write_key_pair(generate_key(), folder / "keys")
-        config.write_text(DEMO_CONFIG.format(port=port))
+        config.write_text(DEMO_CONFIG.format(port=port, bootstrap=bootstrap))
     return config
 
 

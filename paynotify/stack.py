@@ -33,6 +33,7 @@ class Stack:
     gateway: GatewaySettings
     sink: SinkSettings
     services: tuple[str, ...] = SERVICES
+    log_dir: Path | None = None
     broker: LocalBroker | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -51,12 +52,19 @@ class Stack:
             print(f"paynotify: database at revision {upgrade(engine)}", flush=True)
             engine.dispose()
         for name in self.services:
-            self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), name],
-                stdin=subprocess.DEVNULL,
-            )
+            self.children[name] = self._spawn(name)
         if "gateway" in self.services:
             self._wait_gateway()
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), name]
+        if self.log_dir is None:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            return subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def _start_broker(self) -> None:
         servers = self.gateway.bootstrap_servers
