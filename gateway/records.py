@@ -10,19 +10,51 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 NOTIFICATIONS_TOPIC = "payment-notifications"
 
 KINDS = frozenset({"payment", "refund", "close"})
+
+Self = TypeVar("Self", bound="JsonRecord")
 
 
 class RecordError(ValueError):
     """A record could not be decoded: bad JSON, a missing field or a wrong type."""
 
 
+class JsonRecord:
+    """A topic value: a dataclass encoded as UTF-8 JSON; ``check`` validates a decoded one."""
+
+    __slots__ = ()
+
+    def to_bytes(self) -> bytes:
+        """Encode as the topic's UTF-8 JSON value."""
+        fields_ = asdict(self)  # type: ignore[call-overload]
+        return json.dumps(fields_, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls: type[Self], data: bytes) -> Self:
+        """Decode a topic value.
+
+        Raises:
+            RecordError: not JSON, a missing field, or a value ``check`` refuses.
+        """
+        obj = decode_json_object(data)
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        try:
+            record = cls(**{name: obj[name] for name in names if name in obj})
+        except TypeError as exc:
+            raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
+        record.check()
+        return record
+
+    def check(self) -> None:
+        """Raise RecordError when a decoded value is not acceptable."""
+
+
 @dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(JsonRecord):
     """One verified, normalized provider notification."""
 
     provider: str
@@ -45,24 +77,16 @@ class Notification:
         """Return the Kafka key: the merchant's order number."""
         return self.out_trade_no.encode()
 
-    def to_bytes(self) -> bytes:
-        """Encode as the topic's UTF-8 JSON value."""
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False).encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Notification:
-        """Decode a topic value.
-
-        Raises:
-            RecordError: the value is not a valid notification.
-        """
-        obj = decode_json_object(data)
-        try:
-            note = cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
-        except TypeError as exc:
-            raise RecordError(f"notification is missing a field: {exc}") from None
-        _check_types(note)
-        return note
+    def check(self) -> None:
+        """Raise RecordError on an unknown kind, a non-integer amount or an empty id."""
+        if self.kind not in KINDS:
+            raise RecordError(f"unknown kind {self.kind!r}")
+        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
+            raise RecordError("amount_minor must be an integer")
+        for name in ("provider", "account", "notify_id", "out_trade_no", "currency"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise RecordError(f"{name} must be a non-empty string")
 
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""
@@ -87,14 +111,3 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise RecordError("value is not a JSON object")
     return obj
-
-
-def _check_types(note: Notification) -> None:
-    if note.kind not in KINDS:
-        raise RecordError(f"unknown kind {note.kind!r}")
-    if not isinstance(note.amount_minor, int) or isinstance(note.amount_minor, bool):
-        raise RecordError("amount_minor must be an integer")
-    for name in ("provider", "account", "notify_id", "out_trade_no", "currency"):
-        value = getattr(note, name)
-        if not isinstance(value, str) or not value:
-            raise RecordError(f"{name} must be a non-empty string")

@@ -5,6 +5,7 @@ The agent only decodes, applies, stores and sends."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import faust
@@ -12,6 +13,7 @@ import faust
 from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
 from stream.records import (
     ANOMALIES_TOPIC,
+    EVENT_NAMESPACE,
     ORDER_PAID_TOPIC,
     ORDERS_TOPIC,
     Anomaly,
@@ -66,8 +68,10 @@ def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.
     @app.agent(inputs, concurrency=1)
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
-            decoded = decode(event.message.topic, event.value, notifications_name)
-            if decoded is None:
+            message = event.message
+            decoded = decode(message.topic, event.value, notifications_name)
+            if isinstance(decoded, RecordError):
+                await send(outputs[Anomaly], undecodable(message, decoded))
                 continue
             key = decoded.out_trade_no
             stored = table.get(key)
@@ -81,15 +85,27 @@ def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.
     return app
 
 
-def decode(topic: str, value: bytes, notifications_topic: str) -> Input | None:
-    """Decode an input record; log and skip one that is not a valid record."""
+def decode(topic: str, value: bytes, notifications_topic: str) -> Input | RecordError:
+    """Decode an input record, or return why it cannot be decoded."""
     try:
         if topic == notifications_topic:
             return Notification.from_bytes(value)
         return ExpectedOrder.from_bytes(value)
     except RecordError as exc:
-        log.error("undecodable record skipped", extra={"topic": topic, "error": str(exc)})
-        return None
+        log.error("undecodable record", extra={"topic": topic, "error": str(exc)})
+        return exc
+
+
+def undecodable(message: Any, error: RecordError) -> Anomaly:
+    """Describe a record the stream cannot decode, so that it is reported, never dropped."""
+    where = f"{message.topic}/{message.partition}/{message.offset}"
+    key = message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else ""
+    return Anomaly(
+        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, f"undecodable\x1f{where}")),
+        out_trade_no=key,
+        reason="undecodable",
+        detail=f"{where}: {error}"[:500],
+    )
 
 
 async def send(topic: Any, out: Output) -> None:

@@ -6,12 +6,10 @@ redelivered event is recognised downstream and by the database sink.
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from gateway.records import NOTIFICATIONS_TOPIC, RecordError, decode_json_object
+from gateway.records import NOTIFICATIONS_TOPIC, JsonRecord, RecordError
 
 ORDERS_TOPIC = "orders"
 ORDER_PAID_TOPIC = "order-paid"
@@ -41,20 +39,8 @@ def event_id(account: str, out_trade_no: str, fact: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{account}\x1f{out_trade_no}\x1f{fact}"))
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(asdict(obj), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _build(cls: Any, data: bytes) -> Any:
-    obj = decode_json_object(data)
-    try:
-        return cls(**{f.name: obj[f.name] for f in fields(cls) if f.name in obj})
-    except TypeError as exc:
-        raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
-
-
 @dataclass(frozen=True, slots=True)
-class ExpectedOrder:
+class ExpectedOrder(JsonRecord):
     """The merchant's order as it expects to be paid (``orders`` topic)."""
 
     out_trade_no: str
@@ -63,27 +49,16 @@ class ExpectedOrder:
     currency: str
     created_at: str
 
-    def to_bytes(self) -> bytes:
-        """Encode as the topic's UTF-8 JSON value."""
-        return _dumps(self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ExpectedOrder:
-        """Decode an ``orders`` value.
-
-        Raises:
-            RecordError: the value is not a valid order.
-        """
-        order: ExpectedOrder = _build(cls, data)
-        if not isinstance(order.amount_minor, int) or isinstance(order.amount_minor, bool):
+    def check(self) -> None:
+        """Raise RecordError unless the order has a number, an account and an amount >= 0."""
+        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
             raise RecordError("amount_minor must be an integer")
-        if order.amount_minor < 0 or not order.out_trade_no or not order.account:
+        if self.amount_minor < 0 or not self.out_trade_no or not self.account:
             raise RecordError("order needs out_trade_no, account and amount_minor >= 0")
-        return order
 
 
 @dataclass(frozen=True, slots=True)
-class OrderPaid:
+class OrderPaid(JsonRecord):
     """``order-paid``: exactly one per paid order."""
 
     event_id: str
@@ -97,25 +72,14 @@ class OrderPaid:
     notify_id: str
     type: str = "order.paid"
 
-    def to_bytes(self) -> bytes:
-        """Encode as the topic's UTF-8 JSON value."""
-        return _dumps(self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OrderPaid:
-        """Decode an ``order-paid`` value.
-
-        Raises:
-            RecordError: the value is not a valid event.
-        """
-        event: OrderPaid = _build(cls, data)
-        if event.type != "order.paid" or not isinstance(event.amount_minor, int):
+    def check(self) -> None:
+        """Raise RecordError unless this is an order.paid event with an integer amount."""
+        if self.type != "order.paid" or not isinstance(self.amount_minor, int):
             raise RecordError("not an order.paid event")
-        return event
 
 
 @dataclass(frozen=True, slots=True)
-class Anomaly:
+class Anomaly(JsonRecord):
     """``payment-anomalies``: a notification that is genuine but must not become an event."""
 
     anomaly_id: str
@@ -126,17 +90,3 @@ class Anomaly:
     provider: str = ""
     notify_id: str = ""
     detected_at: str = ""
-
-    def to_bytes(self) -> bytes:
-        """Encode as the topic's UTF-8 JSON value."""
-        return _dumps(self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Anomaly:
-        """Decode a ``payment-anomalies`` value.
-
-        Raises:
-            RecordError: the value is not a valid anomaly.
-        """
-        anomaly: Anomaly = _build(cls, data)
-        return anomaly

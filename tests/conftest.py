@@ -4,13 +4,17 @@ cannot be started fails the run instead of skipping it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TypeVar
 
 import pytest
 
 from paynotify.broker import LocalBroker
 from tests.support import services
 from tests.support.postgres import LocalPostgres
+
+T = TypeVar("T")
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -19,18 +23,22 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(f"{what} not available here: {exc}")
 
 
-@pytest.fixture(scope="session")
-def kafka_service() -> Iterator[tuple[str, LocalBroker | None]]:
+def _run_service(what: str, factory: Callable[[], AbstractContextManager[T]]) -> Iterator[T]:
     try:
-        context = services.kafka()
+        context = factory()
         value = context.__enter__()
     except Exception as exc:
-        _unavailable("a Kafka broker", exc)
+        _unavailable(what, exc)
         raise
     try:
         yield value
     finally:
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def kafka_service() -> Iterator[tuple[str, LocalBroker | None]]:
+    yield from _run_service("a Kafka broker", services.kafka)
 
 
 @pytest.fixture(scope="session")
@@ -40,16 +48,7 @@ def kafka_bootstrap(kafka_service: tuple[str, LocalBroker | None]) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_service() -> Iterator[tuple[str, LocalPostgres | None]]:
-    try:
-        context = services.postgres()
-        value = context.__enter__()
-    except Exception as exc:
-        _unavailable("PostgreSQL", exc)
-        raise
-    try:
-        yield value
-    finally:
-        context.__exit__(None, None, None)
+    yield from _run_service("PostgreSQL", services.postgres)
 
 
 @pytest.fixture(scope="session")
