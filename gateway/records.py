@@ -55,7 +55,15 @@ class JsonRecord:
 
 @dataclass(frozen=True, slots=True)
 class Notification(JsonRecord):
-    """One verified, normalized provider notification."""
+    """One verified, normalized provider notification.
+
+    ``amount_minor`` is the order's (paid) amount. For a refund, ``refund_id`` names the refund,
+    ``refund_amount_minor`` is this refund's amount when the provider says it, and
+    ``refund_total_minor`` the cumulative refunded amount when the provider says that instead
+    (Alipay's ``refund_fee``). ``notify_id`` is the provider's id of this notification (Alipay
+    ``notify_id``, WeChat ``id``, Stripe ``evt_…``, ``webhook-id``, Adyen ``pspReference`` and
+    ``eventCode``): the same on every retry, so it is the deduplication key.
+    """
 
     provider: str
     account: str
@@ -71,6 +79,7 @@ class Notification(JsonRecord):
     raw_body_b64: str
     content_type: str = ""
     refund_id: str | None = None
+    refund_amount_minor: int | None = None
     refund_total_minor: int | None = None
 
     def key(self) -> bytes:

@@ -25,17 +25,26 @@ __all__ = [
     "ALL_TOPICS",
     "ANOMALIES_TOPIC",
     "ORDERS_TOPIC",
+    "ORDER_CLOSED_TOPIC",
     "ORDER_PAID_TOPIC",
+    "ORDER_REFUNDED_TOPIC",
+    "OUTPUT_TOPICS",
     "Anomaly",
     "ExpectedOrder",
+    "JsonRecord",
+    "OrderClosed",
     "OrderPaid",
+    "OrderRefunded",
     "RecordError",
     "event_id",
 ]
 
 
 def event_id(account: str, out_trade_no: str, fact: str) -> str:
-    """Return the deterministic id of one fact about one order, e.g. ``fact="paid"``."""
+    """Return the deterministic id of one fact about one order.
+
+    Facts: ``"paid"``, ``"closed"``, ``f"refund:{refund_id}"``.
+    """
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{account}\x1f{out_trade_no}\x1f{fact}"))
 
 
@@ -76,6 +85,48 @@ class OrderPaid(JsonRecord):
         """Raise RecordError unless this is an order.paid event with an integer amount."""
         if self.type != "order.paid" or not isinstance(self.amount_minor, int):
             raise RecordError("not an order.paid event")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefunded(JsonRecord):
+    """``order-refunded``: one per refund (``refund_id``), never above what was paid."""
+
+    event_id: str
+    out_trade_no: str
+    account: str
+    provider: str
+    provider_trade_no: str
+    refund_id: str
+    amount_minor: int
+    refunded_total_minor: int
+    currency: str
+    refunded_at: str | None
+    notify_id: str
+    type: str = "order.refunded"
+
+    def check(self) -> None:
+        """Raise RecordError unless this is an order.refunded event with integer amounts."""
+        if self.type != "order.refunded" or not isinstance(self.amount_minor, int):
+            raise RecordError("not an order.refunded event")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderClosed(JsonRecord):
+    """``order-closed``: the order was closed unpaid; one per order."""
+
+    event_id: str
+    out_trade_no: str
+    account: str
+    provider: str
+    provider_trade_no: str
+    closed_at: str | None
+    notify_id: str
+    type: str = "order.closed"
+
+    def check(self) -> None:
+        """Raise RecordError unless this is an order.closed event."""
+        if self.type != "order.closed":
+            raise RecordError("not an order.closed event")
 
 
 @dataclass(frozen=True, slots=True)
