@@ -43,10 +43,16 @@ def kafka() -> Iterator[tuple[str, LocalBroker | None]]:
         yield given, None
         return
     if mode() == "containers":
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
         container = KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft()
-        container.with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        # One node: transactions (exactly-once) need the state log at replication 1, min ISR 1.
+        for name, value in (
+            ("AUTO_CREATE_TOPICS_ENABLE", "false"),
+            ("TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
+            ("TRANSACTION_STATE_LOG_MIN_ISR", "1"),
+        ):
+            container.with_env(f"KAFKA_{name}", value)
         with container:
             yield container.get_bootstrap_server(), None
         return
@@ -72,7 +78,7 @@ def postgres() -> Iterator[tuple[str, LocalPostgres | None]]:
         yield given, None
         return
     if mode() == "containers":
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
             yield container.get_connection_url(), None

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paynotify.broker import KAFKA_PROJECT, is_loopback
+from paynotify.cli import build_parser, main
+from paynotify.stack import SERVICES, StackError, services_from
+
+
+@pytest.mark.parametrize(
+    ("servers", "loopback"),
+    [
+        ("127.0.0.1:9092", True),
+        ("localhost:9092", True),
+        ("[::1]:9092", True),
+        ("127.0.0.1:9092,127.0.0.2:9093", True),
+        ("kafka:9092", False),
+        ("127.0.0.1:9092,10.0.0.5:9092", False),
+    ],
+)
+def test_is_loopback_only_local_addresses(servers: str, loopback: bool) -> None:
+    assert is_loopback(servers) is loopback
+
+
+def test_services_from_subset_and_unknown() -> None:
+    assert services_from(None) == SERVICES
+    assert services_from("gateway, sink") == ("gateway", "sink")
+    with pytest.raises(StackError, match="unknown service"):
+        services_from("gateway,web")
+
+
+def test_parser_knows_the_design_commands() -> None:
+    parser = build_parser()
+    for argv in (
+        ["up"],
+        ["up", "--only", "gateway,stream"],
+        ["gateway"],
+        ["stream"],
+        ["sink"],
+        ["orders", "add", "--out-trade-no", "o", "--account", "a", "--amount-minor", "1"],
+        ["db", "upgrade"],
+        ["kafka", "status"],
+    ):
+        assert parser.parse_args(argv).func is not None
+
+
+def test_main_without_config_fails_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PAYNOTIFY_CONFIG", raising=False)
+    assert main(["gateway"]) == 2
+    assert "no configuration file" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml"), "db", "upgrade"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_kafka_project_files_exist() -> None:
+    for name in ("pom.xml", "server.properties", "log4j2.properties"):
+        assert (KAFKA_PROJECT / name).is_file()
+    properties = (KAFKA_PROJECT / "server.properties").read_text()
+    assert "auto.create.topics.enable=false" in properties
+    assert "transaction.state.log.min.isr=1" in properties
