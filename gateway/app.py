@@ -127,7 +127,11 @@ def create_app(
 async def _on_gateway_error(request: Request, exc: GatewayError) -> Response:
     provider = request.path_params.get("provider", "")
     account = request.path_params.get("account", "")
-    metrics = request.app.state.metrics
+    return error_response(request.app.state.metrics, provider, account, exc)
+
+
+def error_response(metrics: Metrics, provider: str, account: str, exc: GatewayError) -> Response:
+    """Count and log a refused request; return its answer in the provider's own form."""
     if isinstance(exc, UnhandledEventError):
         metrics.requests.labels(provider, account, "ignored").inc()
         log.info("event acknowledged, not mapped", extra={"provider": provider, "account": account})
@@ -142,8 +146,8 @@ async def _on_gateway_error(request: Request, exc: GatewayError) -> Response:
         "notification rejected",
         extra={"provider": provider, "account": account, "status": status, "reason": exc.reason},
     )
-    if isinstance(exc, SignatureError | NotFoundError) and provider == "alipay":
-        status = 400 if isinstance(exc, SignatureError) else status
+    if isinstance(exc, SignatureError) and provider == "alipay":
+        status = 400
     return failure_response(provider, status, str(exc))
 
 
@@ -162,3 +166,14 @@ def _add_probes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         body = generate_latest(request.app.state.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def app_from_config() -> FastAPI:
+    """Build the gateway from ``PAYNOTIFY_CONFIG``: the factory ``uvicorn --workers N`` imports.
+
+    Raises:
+        ConfigError: no or an invalid configuration file.
+    """
+    from gateway.settings import config_path, load_settings
+
+    return create_app(load_settings(config_path(None)))

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -43,12 +43,30 @@ router = APIRouter()
 @router.post("/notify/{provider}/{account}")
 async def notify(provider: str, account: str, request: Request) -> Response:
     """Verify one provider notification, publish it, and acknowledge it once it is durable."""
-    state = request.app.state
+    client = request.client.host if request.client else ""
+    return await accept(
+        request.app.state, provider, account, request.headers, client, request.stream()
+    )
+
+
+async def accept(
+    state: Any,
+    provider: str,
+    account: str,
+    headers: Mapping[str, str],
+    client: str,
+    chunks: AsyncIterator[bytes],
+) -> Response:
+    """Check, read, verify and publish one request; return the provider's success answer.
+
+    Raises:
+        GatewayError: any reason to refuse it (``app.py`` turns it into the failure answer).
+    """
     config = _account(state.settings.accounts, provider, account)
-    check_source(state.settings.source_networks.get((provider, account)), request)
+    check_source(state.settings.source_networks.get((provider, account)), client)
     with state.metrics.in_flight.track_inprogress():
-        body = await read_body(request, state.settings.max_body_bytes)
-        notes = VERIFIERS[provider](body, request.headers, config, now=state.clock())
+        body = await read_body(chunks, headers, state.settings.max_body_bytes)
+        notes = VERIFIERS[provider](body, headers, config, now=state.clock())
         await publish(state, notes)
     state.metrics.requests.labels(provider, account, "accepted").inc()
     for note in notes:
@@ -82,7 +100,7 @@ async def publish(state: Any, notes: Sequence[Notification]) -> None:
     state.metrics.publish_seconds.observe(time.perf_counter() - started)
 
 
-def check_source(networks: Sequence[Any] | None, request: Request) -> None:
+def check_source(networks: Sequence[Any] | None, client: str) -> None:
     """Refuse a client whose address is outside the account's allowlist, when it has one.
 
     Raises:
@@ -90,9 +108,8 @@ def check_source(networks: Sequence[Any] | None, request: Request) -> None:
     """
     if networks is None:
         return
-    host = request.client.host if request.client else ""
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(client)
     except ValueError:
         raise SourceAddressError("client address unknown") from None
     if not any(address in net for net in networks):
@@ -105,23 +122,23 @@ def _account(accounts: Mapping[tuple[str, str], AccountConfig], provider: str, n
     return accounts[(provider, name)]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int) -> bytes:
     """Read the request body, refusing it as soon as it grows past ``limit`` bytes.
 
     Raises:
         BodyTooLargeError: the declared or actual length exceeds the limit.
     """
-    declared = request.headers.get("content-length", "")
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError("request body is too large")
-    chunks: list[bytes] = []
+    received: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise BodyTooLargeError("request body is too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        received.append(chunk)
+    return b"".join(received)
 
 
 def success_response(provider: str) -> Response:
