@@ -114,6 +114,20 @@ def profile(pid: int, path: str, url: str, script: Path, args: argparse.Namespac
     spy.wait(60)
 
 
+HALF_CONNECTIONS = 32
+
+
+def calibrated_script(folder: Path, url: str, target: float) -> Path:
+    """Return a script whose per-connection pause gives about ``target`` requests/s.
+
+    rate = connections / (pause + latency): one 3 s probe measures the latency part.
+    """
+    pause = max(1, round(HALF_CONNECTIONS * 1000 / target))
+    probe = wrk(url, write_script(folder, pause), HALF_CONNECTIONS, 3)
+    latency_ms = HALF_CONNECTIONS * 1000 / max(probe["accepted_per_s"], 1) - pause
+    return write_script(folder, max(1, round(HALF_CONNECTIONS * 1000 / target - latency_ms)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -140,10 +154,8 @@ def main() -> int:
             profile(gateway.pid, args.profile, url, full_script, args)
         full = [wrk(url, full_script, args.connections, args.seconds) for _ in range(args.runs)]
         rate = statistics.median(r["accepted_per_s"] for r in full)
-        connections = 32
-        pause = max(1, round(connections * 1000 / (rate / 2)))
-        half_script = write_script(folder, pause)
-        half = [wrk(url, half_script, connections, args.seconds) for _ in range(args.runs)]
+        half_script = calibrated_script(folder, url, rate / 2)
+        half = [wrk(url, half_script, HALF_CONNECTIONS, args.seconds) for _ in range(args.runs)]
         report(args, full, half)
     finally:
         if gateway is not None:
@@ -169,7 +181,7 @@ def report(
     print("|---|---|---|---|---|")
     for name, rows in (
         (f"full (wrk -c{args.connections})", full),
-        ("about half (-c32, delay)", half),
+        (f"about half (-c{HALF_CONNECTIONS}, Lua delay)", half),
     ):
         print(
             f"| {name} | {med(rows, 'accepted_per_s'):,.0f} | {med(rows, 'bad'):.0f} | "

@@ -3,8 +3,11 @@ of a gateway that holds one account per provider."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -16,6 +19,9 @@ from gateway.accounts import (
     StripeAccount,
     WechatPayAccount,
 )
+from gateway.app import create_app
+from gateway.asgi import LeanGateway
+from gateway.publisher import Publisher
 from gateway.settings import GatewaySettings, Network
 from tests.support import adyen_signer, stripe_signer, wechatpay_signer
 from tests.support import alipay as alipay_signer
@@ -93,3 +99,29 @@ def genuine(provider: str, out_trade_no: str, now: int = NOW) -> tuple[bytes, di
 
 
 PROVIDERS = ("alipay", "wechatpay", "stripe", "standardwebhooks", "adyen")
+
+
+def build(kind: str, settings: GatewaySettings, publisher: Publisher | None = None) -> Any:
+    """Build the FastAPI (``fastapi``) or the plain ASGI (``lean``) gateway, clock at NOW."""
+    factory = create_app if kind == "fastapi" else LeanGateway
+    return factory(settings, publisher=publisher, clock=lambda: float(NOW))
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan (publisher start, then close) around the block."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
+
+
+APPS = ("fastapi", "lean")

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.app import create_app
 from gateway.publisher import MemoryPublisher
 from gateway.records import Notification
 from tests.support import gateway_requests as reqs
@@ -22,13 +21,9 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_si
 
 
 class Gateway:
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
         self.publisher = MemoryPublisher()
-        app = create_app(
-            reqs.settings(max_body_bytes=LIMIT),
-            publisher=self.publisher,
-            clock=lambda: float(reqs.NOW),
-        )
+        app = reqs.build(kind, reqs.settings(max_body_bytes=LIMIT), self.publisher)
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gw"
@@ -39,9 +34,9 @@ class Gateway:
         return self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[Gateway]:
-    gw = Gateway()
+@pytest.fixture(scope="module", params=reqs.APPS)
+def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    gw = Gateway(str(request.param))
     yield gw
     gw.loop.run_until_complete(gw.client.aclose())
     gw.loop.close()

@@ -2,19 +2,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.publisher import MemoryPublisher
 from gateway.records import Notification
 from gateway.settings import GatewaySettings
 from tests.support import gateway_requests as reqs
 from tests.support import stripe_signer
 
-Factory = Callable[[GatewaySettings], AsyncIterator[httpx.AsyncClient]]
 SUCCESS = {
     "alipay": (200, "success"),
     "wechatpay": (204, ""),
@@ -29,21 +27,26 @@ def publisher() -> MemoryPublisher:
     return MemoryPublisher()
 
 
+@pytest.fixture(params=reqs.APPS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 async def _client(
-    publisher: MemoryPublisher, settings: GatewaySettings
+    kind: str, publisher: MemoryPublisher, settings: GatewaySettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, publisher=publisher, clock=lambda: float(reqs.NOW))
+    app = reqs.build(kind, settings, publisher)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
     async with (
-        app.router.lifespan_context(app),
+        reqs.serving(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw") as client,
     ):
         yield client
 
 
 @pytest.fixture
-async def client(publisher: MemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(publisher, reqs.settings()):
+async def client(kind: str, publisher: MemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in _client(kind, publisher, reqs.settings()):
         yield c
 
 
@@ -113,10 +116,10 @@ async def test_notify_failures_counted_by_reason(client: httpx.AsyncClient) -> N
 
 @pytest.mark.parametrize(("cidr", "status"), [("10.1.0.0/16", 200), ("192.0.2.0/24", 403)])
 async def test_notify_source_allowlist_admits_only_listed_networks(
-    publisher: MemoryPublisher, cidr: str, status: int
+    kind: str, publisher: MemoryPublisher, cidr: str, status: int
 ) -> None:
     allow = {("stripe", "shop"): reqs.networks(cidr)}
-    async for client in _client(publisher, reqs.settings(source_networks=allow)):
+    async for client in _client(kind, publisher, reqs.settings(source_networks=allow)):
         body, headers = reqs.genuine("stripe", "st-ip")
         response = await client.post("/notify/stripe/shop", content=body, headers=headers)
         assert response.status_code == status
@@ -136,3 +139,20 @@ async def test_notify_log_lines_carry_ids_and_no_body_or_secret(
     text = json.dumps([vars(r) for r in caplog.records], default=str)
     assert stripe_signer.SECRET not in text and "livemode" not in text
     assert getattr(rejected, "reason", None) == "signature"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/healthz", 200),
+        ("GET", "/readyz", 200),
+        ("POST", "/notify/alipay", 404),
+        ("POST", "/notify/alipay/shop/extra", 404),
+        ("POST", "/notify/paypal/shop", 404),
+        ("GET", "/nowhere", 404),
+    ],
+)
+async def test_paths_answer_as_the_contract_says(
+    client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    assert (await client.request(method, path)).status_code == status
