@@ -44,6 +44,7 @@ class GatewaySection(_Model):
     listen: str = "127.0.0.1:8000"
     max_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024)
     delivery_timeout_ms: int = Field(default=4000, ge=1000, le=30000)
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class KafkaSection(_Model):
@@ -87,6 +88,7 @@ class GatewaySettings:
     topic_prefix: str
     accounts: Mapping[tuple[str, str], AccountConfig]
     source_networks: Mapping[tuple[str, str], tuple[Network, ...]] = field(default_factory=dict)
+    workers: int = 1
 
     @property
     def notifications_topic(self) -> str:
@@ -155,6 +157,7 @@ def load_settings(path: Path) -> GatewaySettings:
         topic_prefix=kafka.topic_prefix,
         accounts=accounts,
         source_networks=networks,
+        workers=gateway.workers,
     )
 
 
