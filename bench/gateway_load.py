@@ -19,16 +19,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
 
 from paynotify.broker import LocalBroker, free_port
 from paynotify.topics import ensure_topics
 from tests.support import alipay as signer
+from tests.support.gateway_requests import wait_ready
 from tests.support.keys import write_public_pem
 
 LUA = """
@@ -83,16 +81,9 @@ def start_gateway(config: Path, port: int, workers: int, app: str) -> subprocess
     command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
     command += ["--log-level", "warning", "--timeout-graceful-shutdown", "10"]
     process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the gateway did not become ready")
+    if not wait_ready(process, port):
+        raise SystemExit("the gateway did not become ready")
+    return process
 
 
 def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import free_port
 from tests.support import alipay as signer
+from tests.support.gateway_requests import wait_ready
 from tests.support.keys import write_public_pem
 
 pytestmark = pytest.mark.integration
@@ -36,15 +37,9 @@ def _config(folder: Path, bootstrap: str, port: int, prefix: str) -> Path:
 def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", "from paynotify.cli import main; raise SystemExit(main())"]
     gateway = subprocess.Popen([*command, "--config", str(config), "gateway"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return gateway
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    gateway.kill()
-    pytest.fail("the gateway did not become ready")
+    if not wait_ready(gateway, port):
+        pytest.fail("the gateway did not become ready")
+    return gateway
 
 
 async def _send_then_stop(port: int, gateway: subprocess.Popen[bytes], count: int) -> list[str]:

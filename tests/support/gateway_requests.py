@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import subprocess
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from gateway.accounts import (
@@ -125,3 +128,17 @@ async def serving(app: Any) -> AsyncIterator[None]:
 
 
 APPS = ("fastapi", "lean")
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, seconds: float = 60) -> bool:
+    """Wait until a gateway process answers ``/readyz``; kill it and return False if it does not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    return False
