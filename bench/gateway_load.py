@@ -111,12 +111,15 @@ HALF_CONNECTIONS = 32
 def calibrated_script(folder: Path, url: str, target: float) -> Path:
     """Return a script whose per-connection pause gives about ``target`` requests/s.
 
-    rate = connections / (pause + latency): one 3 s probe measures the latency part.
+    rate = connections / (pause + latency); three 3 s probes correct the pause for the latency.
     """
     pause = max(1, round(HALF_CONNECTIONS * 1000 / target))
-    probe = wrk(url, write_script(folder, pause), HALF_CONNECTIONS, 3)
-    latency_ms = HALF_CONNECTIONS * 1000 / max(probe["accepted_per_s"], 1) - pause
-    return write_script(folder, max(1, round(HALF_CONNECTIONS * 1000 / target - latency_ms)))
+    for _ in range(3):
+        probe = wrk(url, write_script(folder, pause), HALF_CONNECTIONS, 3)
+        cycle_ms = HALF_CONNECTIONS * 1000 / max(probe["accepted_per_s"], 1)
+        latency_ms = max(cycle_ms - pause, 0)
+        pause = max(1, round(HALF_CONNECTIONS * 1000 / target - latency_ms))
+    return write_script(folder, pause)
 
 
 def main() -> int:
