@@ -42,7 +42,10 @@ def producer_config(bootstrap_servers: str, delivery_timeout_ms: int) -> dict[st
 
 
 class KafkaPublisher:
-    """Publish to Kafka and return only once the broker acknowledged the record."""
+    """Publish to Kafka and return only once the broker acknowledged the record.
+
+    ``start`` and ``publish`` run on one event loop: delivery reports are handed back to it.
+    """
 
     def __init__(self, bootstrap_servers: str, *, delivery_timeout_ms: int) -> None:
         self._config = producer_config(bootstrap_servers, delivery_timeout_ms)

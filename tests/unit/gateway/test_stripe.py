@@ -142,3 +142,8 @@ def test_verify_reference_vector_signature_passes() -> None:
     headers = {"content-type": "application/json", "stripe-signature": v["header"]}
     with pytest.raises(MalformedBodyError):  # signature accepted; {"id":"evt_1"} has no type
         stripe.verify(v["payload"].encode(), headers, account(v["secret"]), now=1700000000)
+
+
+def test_parse_header_docs_example_keeps_v1_and_ignores_v0() -> None:
+    example = vectors.load("stripe")["docs_header"]
+    assert stripe.parse_header(example["header"]) == (example["timestamp"], example["v1"])
