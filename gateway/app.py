@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.errors import (
@@ -23,10 +23,12 @@ from gateway.errors import (
     NotFoundError,
     PublishError,
     SignatureError,
+    SourceAddressError,
+    UnhandledEventError,
     VerificationError,
 )
 from gateway.publisher import KafkaPublisher, Publisher
-from gateway.routes import failure_response, router
+from gateway.routes import failure_response, router, success_response
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("paynotify.gateway")
@@ -35,6 +37,7 @@ log = logging.getLogger("paynotify.gateway")
 STATUS = (
     (NotFoundError, 404),
     (AccountMismatchError, 403),
+    (SourceAddressError, 403),
     (VerificationError, 401),
     (BodyTooLargeError, 413),
     (ContentTypeError, 415),
@@ -47,7 +50,9 @@ STATUS = (
 class Metrics:
     registry: CollectorRegistry
     requests: Counter
+    failures: Counter
     publish_seconds: Histogram
+    in_flight: Gauge
 
 
 def build_metrics() -> Metrics:
@@ -59,6 +64,17 @@ def build_metrics() -> Metrics:
             "paynotify_gateway_requests",
             "Notifications by outcome",
             ["provider", "account", "outcome"],
+            registry=registry,
+        ),
+        failures=Counter(
+            "paynotify_gateway_verification_failures",
+            "Requests not proven genuine, by reason",
+            ["provider", "account", "reason"],
+            registry=registry,
+        ),
+        in_flight=Gauge(
+            "paynotify_gateway_in_flight",
+            "Notification requests being read, verified or published",
             registry=registry,
         ),
         publish_seconds=Histogram(
@@ -111,14 +127,27 @@ def create_app(
 async def _on_gateway_error(request: Request, exc: GatewayError) -> Response:
     provider = request.path_params.get("provider", "")
     account = request.path_params.get("account", "")
+    return error_response(request.app.state.metrics, provider, account, exc)
+
+
+def error_response(metrics: Metrics, provider: str, account: str, exc: GatewayError) -> Response:
+    """Count and log a refused request; return its answer in the provider's own form."""
+    if isinstance(exc, UnhandledEventError):
+        metrics.requests.labels(provider, account, "ignored").inc()
+        log.info("event acknowledged, not mapped", extra={"provider": provider, "account": account})
+        return success_response(provider)
     status = status_for(exc)
-    request.app.state.metrics.requests.labels(provider, account, exc.reason).inc()
+    # Unknown path values never become labels: their number would be unbounded.
+    labels = ("", "") if isinstance(exc, NotFoundError) else (provider, account)
+    metrics.requests.labels(*labels, exc.reason).inc()
+    if isinstance(exc, VerificationError):
+        metrics.failures.labels(*labels, exc.reason).inc()
     log.warning(
         "notification rejected",
         extra={"provider": provider, "account": account, "status": status, "reason": exc.reason},
     )
-    if isinstance(exc, SignatureError | NotFoundError) and provider == "alipay":
-        status = 400 if isinstance(exc, SignatureError) else status
+    if isinstance(exc, SignatureError) and provider == "alipay":
+        status = 400
     return failure_response(provider, status, str(exc))
 
 
@@ -137,3 +166,14 @@ def _add_probes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         body = generate_latest(request.app.state.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def app_from_config() -> FastAPI:
+    """Build the gateway from ``PAYNOTIFY_CONFIG``: the factory ``uvicorn --workers N`` imports.
+
+    Raises:
+        ConfigError: no or an invalid configuration file.
+    """
+    from gateway.settings import config_path, load_settings
+
+    return create_app(load_settings(config_path(None)))

@@ -11,7 +11,11 @@ them to HTTP answers. Messages never carry a secret or a request body.
     ├── VerificationError           the request is not proven genuine
     │   ├── SignatureError          missing, unparsable or wrong signature        -> 401
     │   ├── StaleTimestampError     timestamp outside the tolerance               -> 401
-    │   └── AccountMismatchError    app_id / mchid / seller is not this account's -> 403
+    │   ├── AccountMismatchError    app_id / mchid / seller is not this account's -> 403
+    │   ├── SourceAddressError      the client address is not in the allowlist    -> 403
+    │   └── DecryptionError         a signed resource does not decrypt (WeChat)   -> 401
+    ├── UnhandledEventError         genuine, but an event paynotify does not map:
+    │                               acknowledged as success, nothing published    -> 2xx
     └── PublishError                the broker did not acknowledge the record     -> 503
 """
 
@@ -67,6 +71,18 @@ class StaleTimestampError(VerificationError):
 
 class AccountMismatchError(VerificationError):
     reason = "account_mismatch"
+
+
+class SourceAddressError(VerificationError):
+    reason = "source_address"
+
+
+class DecryptionError(VerificationError):
+    reason = "decrypt"
+
+
+class UnhandledEventError(GatewayError):
+    reason = "unhandled_event"
 
 
 class PublishError(GatewayError):

@@ -82,6 +82,11 @@ class Notification(JsonRecord):
     refund_amount_minor: int | None = None
     refund_total_minor: int | None = None
 
+    def to_bytes(self) -> bytes:
+        """Encode as the topic's UTF-8 JSON value (flat fields: no deep copy as ``asdict``)."""
+        values = {name: getattr(self, name) for name in _NOTIFICATION_FIELDS}
+        return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+
     def key(self) -> bytes:
         """Return the Kafka key: the merchant's order number."""
         return self.out_trade_no.encode()
@@ -100,6 +105,9 @@ class Notification(JsonRecord):
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""
         return base64.b64decode(self.raw_body_b64)
+
+
+_NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification))
 
 
 def encode_raw_body(body: bytes) -> str:

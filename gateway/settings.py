@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +44,7 @@ class GatewaySection(_Model):
     listen: str = "127.0.0.1:8000"
     max_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024)
     delivery_timeout_ms: int = Field(default=4000, ge=1000, le=30000)
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class KafkaSection(_Model):
@@ -67,6 +69,10 @@ class AccountSection(BaseModel):
     signing_secrets: list[str] = []
     order_id_metadata_key: str = "out_trade_no"
     hmac_keys: list[str] = []
+    allowed_source_ips: list[str] | None = None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class GatewaySettings:
     partitions: int
     topic_prefix: str
     accounts: Mapping[tuple[str, str], AccountConfig]
+    source_networks: Mapping[tuple[str, str], tuple[Network, ...]] = field(default_factory=dict)
+    workers: int = 1
 
     @property
     def notifications_topic(self) -> str:
@@ -129,6 +137,7 @@ def load_settings(path: Path) -> GatewaySettings:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     host, port = parse_listen(gateway.listen)
     accounts: dict[tuple[str, str], AccountConfig] = {}
+    networks: dict[tuple[str, str], tuple[Network, ...]] = {}
     for section in sections:
         key = (section.provider, section.name)
         if key in accounts:
@@ -136,6 +145,8 @@ def load_settings(path: Path) -> GatewaySettings:
                 f"account {section.name!r} is configured twice for {section.provider}"
             )
         accounts[key] = build_account(section, path.parent)
+        if section.allowed_source_ips is not None:
+            networks[key] = parse_networks(section.allowed_source_ips, section.name)
     return GatewaySettings(
         host=host,
         port=port,
@@ -145,7 +156,21 @@ def load_settings(path: Path) -> GatewaySettings:
         partitions=kafka.partitions,
         topic_prefix=kafka.topic_prefix,
         accounts=accounts,
+        source_networks=networks,
+        workers=gateway.workers,
     )
+
+
+def parse_networks(values: list[str], name: str) -> tuple[Network, ...]:
+    """Parse an account's ``allowed_source_ips`` (addresses or CIDR networks).
+
+    Raises:
+        ConfigError: a value is not an address or network.
+    """
+    try:
+        return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values)
+    except ValueError:
+        raise ConfigError(f"account {name!r}: allowed_source_ips has an invalid entry") from None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -192,7 +217,9 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
         )
     if section.provider == "adyen":
-        return AdyenAccount(name=section.name, hmac_keys=_secrets(section.hmac_keys, base, where))
+        keys = _secrets(section.hmac_keys, base, where)
+        _check_each(keys, _is_hex, where, "hmac_keys must be hex")
+        return AdyenAccount(name=section.name, hmac_keys=keys)
     secrets = _secrets(section.signing_secrets, base, where)
     if section.provider == "stripe":
         return StripeAccount(
@@ -201,6 +228,7 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
             order_id_metadata_key=section.order_id_metadata_key,
         )
+    _check_each(secrets, _is_whsec, where, "signing_secrets must be whsec_ plus base64")
     return StandardWebhooksAccount(
         name=section.name,
         signing_secrets=secrets,
@@ -250,6 +278,25 @@ def load_public_key(value: str, base: Path) -> RSAPublicKey:
 
 def _secrets(values: list[str], base: Path, where: str) -> tuple[SecretStr, ...]:
     return _non_empty(tuple(SecretStr(resolve_secret(v, base)) for v in values), where, "secrets")
+
+
+def _check_each(values: tuple[SecretStr, ...], valid: Any, where: str, message: str) -> None:
+    if not all(valid(v.get_secret_value()) for v in values):
+        raise ConfigError(f"{where}: {message}")
+
+
+def _is_hex(value: str) -> bool:
+    try:
+        return len(binascii.a2b_hex(value.strip())) > 0
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _is_whsec(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value.removeprefix("whsec_") + "==")) > 0
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _need(value: str | None, where: str, name: str) -> str:

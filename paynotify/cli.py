@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.settings import GatewaySettings, config_path, load_settings
+from gateway.settings import CONFIG_ENV, GatewaySettings, config_path, load_settings
 from paynotify.broker import BrokerError, LocalBroker
 from paynotify.logs import setup_logging
 from paynotify.orders import OrderPublishError, publish_orders
@@ -47,19 +48,39 @@ def _topics(settings: GatewaySettings) -> None:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.asgi import LeanGateway
 
-    settings = load_settings(config_path(args.config))
+    path = config_path(args.config)
+    settings = load_settings(path)
     _topics(settings)
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(LeanGateway(settings), log_config=None, **options)
+        return 0
+    # Worker processes import the app themselves: they find the file through the environment.
+    os.environ[CONFIG_ENV] = str(path.resolve())
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
+        "gateway.asgi:lean_app_from_config",
+        factory=True,
+        workers=settings.workers,
+        log_config=JSON_LOG_CONFIG,
+        **options,
     )
     return 0
+
+
+JSON_LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "paynotify.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
 
 
 def cmd_stream(args: argparse.Namespace) -> int:

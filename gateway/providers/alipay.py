@@ -192,7 +192,9 @@ def _china_time(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        parsed = datetime.strptime(value.split(".", 1)[0], "%Y-%m-%d %H:%M:%S")
+        parsed = datetime.fromisoformat(value.split(".", 1)[0])
     except ValueError:
+        return None
+    if parsed.tzinfo is not None:
         return None
     return parsed.replace(tzinfo=CHINA).isoformat()

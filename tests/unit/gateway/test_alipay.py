@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote, urlencode
+
 import pytest
 
 from gateway.accounts import AlipayAccount
@@ -170,3 +173,42 @@ def test_to_minor_invalid_amount_raises_malformed(amount: str) -> None:
 def test_notification_roundtrip_through_bytes() -> None:
     note = verify(signer.sign(signer.payment()))
     assert Notification.from_bytes(note.to_bytes()) == note
+
+
+def _sdk_signer() -> Any:
+    from alipay import AliPay
+    from cryptography.hazmat.primitives import serialization
+
+    private = signer.key(0).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = (
+        signer.key(0)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return AliPay(
+        appid=signer.APP_ID,
+        app_notify_url=None,
+        app_private_key_string=private.decode(),
+        alipay_public_key_string=public.decode(),
+        sign_type="RSA2",
+    )
+
+
+def test_verify_python_alipay_sdk_signature_accepted() -> None:
+    params = signer.payment("sdk-1", passback_params="", fund_bill_list='[{"amount":"1.00"}]')
+    sdk = _sdk_signer()
+    signature = sdk._sign("&".join(f"{k}={params[k]}" for k in sorted(params)))
+    body = urlencode({**params, "sign_type": "RSA2", "sign": signature}).encode()
+    assert verify(body).out_trade_no == "sdk-1"
+
+
+def test_verify_python_alipay_sdk_agrees_on_the_test_signer() -> None:
+    params = signer.payment("sdk-2", passback_params="")
+    fields = dict(pair.split("=", 1) for pair in signer.sign(params).decode().split("&"))
+    decoded = {k: unquote(v) for k, v in fields.items()}
+    signature = decoded.pop("sign")
+    assert _sdk_signer().verify(decoded, signature)

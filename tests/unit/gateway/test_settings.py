@@ -110,3 +110,53 @@ def test_load_settings_bare_base64_public_key_accepted(tmp_path: Path) -> None:
     text = ALIPAY + f'app_id = "1"\nalipay_public_keys = ["{bare}"]\n'
     account = load_settings(write_config(tmp_path, text)).accounts[("alipay", "x")]
     assert isinstance(account, AlipayAccount)
+
+
+ALLOWLIST = """
+[gateway]
+workers = 2
+[[accounts]]
+name = "shop"
+provider = "alipay"
+app_id = "2021000000000000"
+alipay_public_keys = ["keys/alipay_public.pem"]
+allowed_source_ips = ["110.75.0.0/16", "2001:db8::1"]
+"""
+
+
+def test_load_settings_allowlist_and_workers_parsed(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, ALLOWLIST))
+    assert settings.workers == 2
+    assert [str(n) for n in settings.source_networks[("alipay", "shop")]] == [
+        "110.75.0.0/16",
+        "2001:db8::1/128",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('allowed_source_ips = ["not-an-address"]', "allowed_source_ips"),
+    ],
+)
+def test_load_settings_invalid_allowlist_raises_config_error(
+    tmp_path: Path, line: str, match: str
+) -> None:
+    text = ALLOWLIST.replace('allowed_source_ips = ["110.75.0.0/16", "2001:db8::1"]', line)
+    with pytest.raises(ConfigError, match=match):
+        load_settings(write_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("provider", "line"),
+    [
+        ("adyen", 'hmac_keys = ["not hex"]'),
+        ("standardwebhooks", 'signing_secrets = ["whsec_***"]'),
+    ],
+)
+def test_load_settings_unusable_secret_raises_config_error(
+    tmp_path: Path, provider: str, line: str
+) -> None:
+    text = f'[[accounts]]\nname = "a"\nprovider = "{provider}"\n{line}\n'
+    with pytest.raises(ConfigError):
+        load_settings(write_config(tmp_path, text))

@@ -1,0 +1,187 @@
+"""Load the gateway with pre-signed Alipay RSA2 notifications through wrk, on a real local broker.
+
+Every request is a genuine notification (1,000 distinct orders, each signed once beforehand with a
+generated key), so every accepted one was verified and acknowledged by Kafka (idempotent,
+acks=all) before the gateway answered ``success``. Reports accepted notifications/s at full load,
+then p50/p99 latency with wrk throttled (Lua ``delay``) to about half of that, medians of
+``--runs`` runs. Needs ``wrk`` (Debian package) and Java for the broker.
+
+    .venv/bin/python bench/gateway_load.py --workers 2 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
+
+from paynotify.broker import LocalBroker, free_port
+from paynotify.topics import ensure_topics
+from tests.support import alipay as signer
+from tests.support.gateway_requests import wait_ready
+from tests.support.keys import write_public_pem
+
+LUA = """
+local bodies = {%s}
+local i = 0
+local pause = %d
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+if pause > 0 then delay = function() return pause end end
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format('RESULT {"requests": %%d, "bad": %%d, "seconds": %%f, '
+    .. '"p50_ms": %%f, "p99_ms": %%f}\\n',
+    summary.requests, bad, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3))
+end
+"""
+
+
+def write_config(folder: Path, bootstrap: str, port: int) -> Path:
+    """Write a configuration with one Alipay account holding the generated key."""
+    pem = write_public_pem(signer.key(0), folder / "alipay_public.pem")
+    config = folder / "paynotify.toml"
+    config.write_text(
+        f'[gateway]\nlisten = "127.0.0.1:{port}"\n\n[kafka]\nbootstrap_servers = "{bootstrap}"\n'
+        f'partitions = 8\n\n[[accounts]]\nname = "shop"\nprovider = "alipay"\n'
+        f'app_id = "{signer.APP_ID}"\nalipay_public_keys = ["{pem.name}"]\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def write_script(folder: Path, pause_ms: int) -> Path:
+    """Write the wrk Lua script replaying 1,000 pre-signed notifications."""
+    bodies = ",".join(
+        json.dumps(signer.sign(signer.payment(f"bench-{i}")).decode()) for i in range(1000)
+    )
+    script = folder / f"alipay_{pause_ms}.lua"
+    script.write_text(LUA % (bodies, pause_ms), encoding="utf-8")
+    return script
+
+
+def start_gateway(config: Path, port: int, workers: int, app: str) -> subprocess.Popen[bytes]:
+    """Start uvicorn with ``workers`` processes and wait until /healthz answers."""
+    env = {**os.environ, "PAYNOTIFY_CONFIG": str(config)}
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+    command += ["--log-level", "warning", "--timeout-graceful-shutdown", "10"]
+    process = subprocess.Popen(command, env=env)
+    if not wait_ready(process, port):
+        raise SystemExit("the gateway did not become ready")
+    return process
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    """Run wrk once and return its RESULT line."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, float] = json.loads(line[7:])
+    result["accepted_per_s"] = (result["requests"] - result["bad"]) / result["seconds"]
+    return result
+
+
+def profile(pid: int, path: str, url: str, script: Path, args: argparse.Namespace) -> None:
+    """Sample every gateway process with py-spy during one full-load run."""
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw"]
+    command += ["--duration", str(args.seconds), "--rate", "200", "--output", path, "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk(url, script, args.connections, args.seconds)
+    spy.wait(60)
+
+
+HALF_CONNECTIONS = 32
+
+
+def calibrated_script(folder: Path, url: str, target: float) -> Path:
+    """Return a script whose per-connection pause gives about ``target`` requests/s.
+
+    rate = connections / (pause + latency); three 3 s probes correct the pause for the latency.
+    """
+    pause = max(1, round(HALF_CONNECTIONS * 1000 / target))
+    for _ in range(3):
+        probe = wrk(url, write_script(folder, pause), HALF_CONNECTIONS, 3)
+        cycle_ms = HALF_CONNECTIONS * 1000 / max(probe["accepted_per_s"], 1)
+        latency_ms = max(cycle_ms - pause, 0)
+        pause = max(1, round(HALF_CONNECTIONS * 1000 / target - latency_ms))
+    return write_script(folder, pause)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--app", default="gateway.app:app_from_config")
+    parser.add_argument("--profile", help="write py-spy collapsed stacks of one full run here")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="paynotify-bench-gw-"))
+    broker = LocalBroker(folder / "kafka", port=free_port())
+    broker.start()
+    gateway = None
+    try:
+        ensure_topics(broker.bootstrap_servers, ["payment-notifications"], 8)
+        port = free_port()
+        gateway = start_gateway(
+            write_config(folder, broker.bootstrap_servers, port), port, args.workers, args.app
+        )
+        url = f"http://127.0.0.1:{port}/notify/alipay/shop"
+        full_script = write_script(folder, 0)
+        wrk(url, full_script, args.connections, 3)  # warm-up
+        if args.profile:
+            profile(gateway.pid, args.profile, url, full_script, args)
+        full = [wrk(url, full_script, args.connections, args.seconds) for _ in range(args.runs)]
+        rate = statistics.median(r["accepted_per_s"] for r in full)
+        half_script = calibrated_script(folder, url, rate / 2)
+        half = [wrk(url, half_script, HALF_CONNECTIONS, args.seconds) for _ in range(args.runs)]
+        report(args, full, half)
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(30)
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def report(
+    args: argparse.Namespace, full: list[dict[str, float]], half: list[dict[str, float]]
+) -> None:
+    """Print the medians as a Markdown table."""
+
+    def med(rows: list[dict[str, float]], name: str) -> float:
+        return statistics.median(r[name] for r in rows)
+
+    print(
+        f"\napp {args.app}, {args.workers} uvicorn worker(s), {args.runs} runs of {args.seconds} s"
+    )
+    print("| load | accepted/s | non-2xx or errors | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for name, rows in (
+        (f"full (wrk -c{args.connections})", full),
+        (f"about half (-c{HALF_CONNECTIONS}, Lua delay)", half),
+    ):
+        print(
+            f"| {name} | {med(rows, 'accepted_per_s'):,.0f} | {med(rows, 'bad'):.0f} | "
+            f"{med(rows, 'p50_ms'):.1f} | {med(rows, 'p99_ms'):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

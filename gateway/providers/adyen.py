@@ -1,0 +1,136 @@
+"""Adyen standard webhooks (notification batches), answered ``[accepted]``.
+
+The body ``{"live", "notificationItems": [{"NotificationRequestItem": {...}}]}`` is a batch; each
+item carries ``additionalData.hmacSignature``: the base64 HMAC-SHA256, keyed with the hex-decoded
+HMAC key, of ``pspReference:originalReference:merchantAccountCode:merchantReference:value:
+currency:eventCode:success`` (missing fields empty). Every item must match a configured key, or
+the whole batch is refused. Successful ``AUTHORISATION``, ``REFUND`` and ``CANCELLATION`` items
+become notifications; other items are acknowledged and not published.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.accounts import AdyenAccount
+from gateway.errors import MalformedBodyError, SignatureError
+from gateway.providers import fields
+from gateway.records import Notification, encode_raw_body
+
+SIGNED_FIELDS = (
+    "pspReference",
+    "originalReference",
+    "merchantAccountCode",
+    "merchantReference",
+    "value",
+    "currency",
+    "eventCode",
+    "success",
+)
+KINDS = {"AUTHORISATION": "payment", "REFUND": "refund", "CANCELLATION": "close"}
+
+
+def verify(
+    body: bytes, headers: Mapping[str, str], account: AdyenAccount, *, now: float
+) -> tuple[Notification, ...]:
+    """Verify every item of an Adyen batch and normalize the ones paynotify maps.
+
+    Raises:
+        ContentTypeError, MalformedBodyError, SignatureError.
+    """
+    fields.check_content_type(fields.lower_headers(headers))
+    items = batch_items(fields.parse_object(body))
+    keys = [_hex_key(k.get_secret_value()) for k in account.hmac_keys]
+    for item in items:
+        expected = [item_signature(key, item).encode() for key in keys if key]
+        if not fields.any_equal(expected, [_given_signature(item)]):
+            raise SignatureError("an item's hmacSignature matches no configured key")
+    mapped = (i for i in items if i.get("eventCode") in KINDS and i.get("success") == "true")
+    return tuple(_normalize(item, body, account, now=now) for item in mapped)
+
+
+def batch_items(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the ``NotificationRequestItem`` objects of a batch.
+
+    Raises:
+        MalformedBodyError: no items, or an item that is not an object.
+    """
+    wrapped = batch.get("notificationItems")
+    if not isinstance(wrapped, list) or not wrapped:
+        raise MalformedBodyError("no notificationItems", reason="missing_field")
+    items = []
+    for entry in wrapped:
+        if not isinstance(entry, dict):
+            raise MalformedBodyError("notification item is not an object", reason="field_type")
+        items.append(fields.child(entry, "NotificationRequestItem"))
+    return items
+
+
+def signing_string(item: Mapping[str, Any]) -> str:
+    """Return the 8-field string Adyen signs for one item.
+
+    Raises:
+        MalformedBodyError: a signed field is neither a string nor an integer.
+    """
+    amount = fields.child(item, "amount")
+    values = {**item, "value": amount.get("value", ""), "currency": amount.get("currency", "")}
+    return ":".join(_field_text(values.get(name, "")) for name in SIGNED_FIELDS)
+
+
+def item_signature(key: bytes, item: Mapping[str, Any]) -> str:
+    """Return the base64 HMAC-SHA256 of the item's signing string."""
+    digest = hmac.new(key, signing_string(item).encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _field_text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MalformedBodyError("a signed field has an unexpected type", reason="field_type")
+    return str(value)
+
+
+def _given_signature(item: Mapping[str, Any]) -> bytes:
+    value = fields.child(item, "additionalData").get("hmacSignature")
+    if not isinstance(value, str) or not value:
+        raise SignatureError("item has no hmacSignature", reason="signature_missing")
+    return value.encode()
+
+
+def _hex_key(key: str) -> bytes:
+    try:
+        return binascii.a2b_hex(key.strip())
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _normalize(
+    item: Mapping[str, Any], body: bytes, account: AdyenAccount, *, now: float
+) -> Notification:
+    event = fields.text(item, "eventCode")
+    kind = KINDS[event]
+    psp = fields.text(item, "pspReference")
+    amount = fields.child(item, "amount")
+    value = fields.minor_units(amount, "value")
+    original = fields.optional_text(item, "originalReference")
+    return Notification(
+        provider="adyen",
+        account=account.name,
+        notify_id=f"{psp}:{event}",
+        out_trade_no=fields.text(item, "merchantReference"),
+        kind=kind,
+        status=event,
+        amount_minor=value,
+        currency=fields.currency(amount.get("currency")),
+        provider_trade_no=original if kind != "payment" and original else psp,
+        occurred_at=fields.iso_time(item.get("eventDate")),
+        received_at=fields.from_unix(now),
+        raw_body_b64=encode_raw_body(body),
+        content_type=fields.JSON,
+        refund_id=psp if kind == "refund" else None,
+        refund_amount_minor=value if kind == "refund" else None,
+    )

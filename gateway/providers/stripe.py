@@ -1,0 +1,127 @@
+"""Stripe webhook events, verified as ``docs.stripe.com/webhooks#verify-manually`` describes.
+
+``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]``: each ``v1`` is the hex
+HMAC-SHA256 of ``"<t>." + body`` keyed with the whole ``whsec_...`` string (not base64-decoded).
+Only ``v1`` counts (``v0`` and unknown schemes are ignored, so no downgrade); several ``v1`` appear
+while a rolled secret is still active. The timestamp must be within the account's tolerance.
+The order number is read from the object's ``metadata`` under ``order_id_metadata_key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.accounts import StripeAccount
+from gateway.errors import MalformedBodyError, SignatureError, UnhandledEventError
+from gateway.providers import fields
+from gateway.records import Notification, encode_raw_body
+
+HEADER = "stripe-signature"
+
+
+def verify(
+    body: bytes, headers: Mapping[str, str], account: StripeAccount, *, now: float
+) -> Notification:
+    """Verify a Stripe event and normalize it.
+
+    Raises:
+        ContentTypeError, SignatureError, StaleTimestampError, MalformedBodyError,
+        UnhandledEventError.
+    """
+    lowered = fields.lower_headers(headers)
+    fields.check_content_type(lowered)
+    timestamp, signatures = parse_header(fields.required_header(lowered, HEADER))
+    expected = [
+        expected_signature(s.get_secret_value(), timestamp, body).encode()
+        for s in account.signing_secrets
+    ]
+    if not fields.any_equal(expected, (s.encode() for s in signatures)):
+        raise SignatureError("no v1 signature matches a configured secret")
+    fields.check_fresh(int(timestamp), now, account.timestamp_tolerance_seconds)
+    return _normalize(fields.parse_object(body), body, account, now=now)
+
+
+def parse_header(value: str) -> tuple[str, list[str]]:
+    """Split ``t=...,v1=...`` into the timestamp text and the ``v1`` signatures.
+
+    Raises:
+        SignatureError: no ``t``, an unparsable ``t``, or no ``v1``.
+    """
+    timestamp = ""
+    signatures: list[str] = []
+    for item in value.split(","):
+        scheme, _, signature = item.strip().partition("=")
+        if scheme == "t":
+            timestamp = signature
+        elif scheme == "v1" and signature:
+            signatures.append(signature)
+    fields.unix_seconds(timestamp)
+    if not signatures:
+        raise SignatureError("no v1 signature in Stripe-Signature", reason="header_unparsable")
+    return timestamp, signatures
+
+
+def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Return the hex ``v1`` signature of ``body`` sent at ``timestamp``."""
+    message = timestamp.encode("ascii") + b"." + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def _normalize(
+    event: dict[str, Any], body: bytes, account: StripeAccount, *, now: float
+) -> Notification:
+    event_type = fields.text(event, "type")
+    obj = fields.child(fields.child(event, "data"), "object")
+    kind, amount, trade_no = _facts(event_type, obj)
+    refund_total = fields.minor_units(obj, "amount_refunded") if kind == "refund" else None
+    created = event.get("created")
+    return Notification(
+        provider="stripe",
+        account=account.name,
+        notify_id=fields.text(event, "id"),
+        out_trade_no=_order_id(obj, account.order_id_metadata_key),
+        kind=kind,
+        status=event_type,
+        amount_minor=amount,
+        currency=fields.currency(obj.get("currency")),
+        provider_trade_no=trade_no,
+        occurred_at=fields.from_unix(created) if isinstance(created, int) else None,
+        received_at=fields.from_unix(now),
+        raw_body_b64=encode_raw_body(body),
+        content_type=fields.JSON,
+        refund_id=_latest_refund(obj) if kind == "refund" else None,
+        refund_total_minor=refund_total,
+    )
+
+
+def _facts(event_type: str, obj: Mapping[str, Any]) -> tuple[str, int, str]:
+    """Return (kind, amount in minor units, provider trade number) for a mapped event."""
+    intent = fields.optional_text(obj, "payment_intent")
+    if event_type == "payment_intent.succeeded":
+        amount = obj.get("amount_received") or obj.get("amount")
+        return "payment", fields.minor_units({"amount": amount}, "amount"), fields.text(obj, "id")
+    if event_type == "checkout.session.completed":
+        if obj.get("payment_status") != "paid":
+            raise UnhandledEventError("checkout session is not paid yet")
+        return "payment", fields.minor_units(obj, "amount_total"), intent or fields.text(obj, "id")
+    if event_type == "charge.refunded":
+        return "refund", fields.minor_units(obj, "amount"), intent or fields.text(obj, "id")
+    raise UnhandledEventError("event type is not mapped")
+
+
+def _order_id(obj: Mapping[str, Any], key: str) -> str:
+    metadata = fields.child(obj, "metadata")
+    value = metadata.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedBodyError("order number missing from metadata", reason="order_id_missing")
+    return value
+
+
+def _latest_refund(obj: Mapping[str, Any]) -> str | None:
+    refunds = fields.child(obj, "refunds").get("data")
+    if isinstance(refunds, list) and refunds and isinstance(refunds[0], dict):
+        return fields.optional_text(refunds[0], "id")
+    return None

@@ -1,0 +1,135 @@
+"""WeChat Pay APIv3 notifications (``TRANSACTION.SUCCESS`` and ``REFUND.*``).
+
+The platform signs ``"<Wechatpay-Timestamp>\\n<Wechatpay-Nonce>\\n<body>\\n"`` with SHA256withRSA
+(PKCS#1 v1.5, base64 in ``Wechatpay-Signature``); ``Wechatpay-Serial`` names the key: a platform
+certificate serial or a ``PUB_KEY_ID_...`` public key, both configurable at once during the
+migration. The body's ``resource`` is AEAD_AES_256_GCM-encrypted with the APIv3 key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.accounts import WechatPayAccount
+from gateway.errors import (
+    AccountMismatchError,
+    DecryptionError,
+    MalformedBodyError,
+    SignatureError,
+    UnhandledEventError,
+)
+from gateway.providers import fields
+from gateway.records import Notification, encode_raw_body
+
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+
+
+def verify(
+    body: bytes, headers: Mapping[str, str], account: WechatPayAccount, *, now: float
+) -> Notification:
+    """Verify a WeChat Pay APIv3 notification, decrypt its resource and normalize it.
+
+    Raises:
+        ContentTypeError, SignatureError, StaleTimestampError, DecryptionError,
+        AccountMismatchError, MalformedBodyError, UnhandledEventError.
+    """
+    lowered = fields.lower_headers(headers)
+    fields.check_content_type(lowered)
+    timestamp = fields.required_header(lowered, "wechatpay-timestamp")
+    _check_signature(lowered, timestamp, body, account)
+    fields.check_fresh(int(timestamp), now, account.timestamp_tolerance_seconds)
+    envelope = fields.parse_object(body)
+    resource = decrypt(fields.child(envelope, "resource"), account.apiv3_key.get_secret_value())
+    _check_account(resource, account)
+    return _normalize(envelope, resource, body, account, now=now)
+
+
+def message(timestamp: str, nonce: str, body: bytes) -> bytes:
+    """Return the bytes WeChat Pay signs: three lines, each ending in a newline."""
+    return f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
+
+
+def _check_signature(
+    headers: Mapping[str, str], timestamp: str, body: bytes, account: WechatPayAccount
+) -> None:
+    nonce = fields.required_header(headers, "wechatpay-nonce")
+    serial = fields.required_header(headers, "wechatpay-serial")
+    encoded = fields.required_header(headers, "wechatpay-signature")
+    fields.unix_seconds(timestamp)
+    if headers.get("wechatpay-signature-type", SIGNATURE_TYPE) != SIGNATURE_TYPE:
+        raise SignatureError("unsupported Wechatpay-Signature-Type", reason="signature_type")
+    key = account.platform_public_keys.get(serial)
+    if key is None:
+        raise SignatureError("Wechatpay-Serial names no configured key", reason="unknown_serial")
+    try:
+        signature = base64.b64decode(encoded, validate=True)
+        key.verify(signature, message(timestamp, nonce, body), padding.PKCS1v15(), hashes.SHA256())
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise SignatureError("signature does not match the platform key") from None
+
+
+def decrypt(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, Any]:
+    """Decrypt an AEAD_AES_256_GCM ``resource`` and parse the JSON inside.
+
+    Raises:
+        MalformedBodyError: the resource lacks a field or names another algorithm.
+        DecryptionError: the ciphertext does not decrypt with the APIv3 key.
+    """
+    if resource.get("algorithm") != "AEAD_AES_256_GCM":
+        raise MalformedBodyError("resource algorithm is not AEAD_AES_256_GCM", reason="algorithm")
+    nonce = fields.text(resource, "nonce").encode()
+    associated = (fields.optional_text(resource, "associated_data") or "").encode()
+    try:
+        ciphertext = base64.b64decode(fields.text(resource, "ciphertext"), validate=True)
+        plain = AESGCM(apiv3_key.encode()).decrypt(nonce, ciphertext, associated)
+    except (binascii.Error, ValueError, InvalidTag):
+        raise DecryptionError("resource does not decrypt with the APIv3 key") from None
+    return fields.parse_object(plain)
+
+
+def _check_account(resource: Mapping[str, Any], account: WechatPayAccount) -> None:
+    if resource.get("mchid") != account.mchid:
+        raise AccountMismatchError("mchid is not this account's", reason="mchid")
+    if "appid" in resource and resource["appid"] != account.appid:
+        raise AccountMismatchError("appid is not this account's", reason="appid")
+
+
+def _normalize(
+    envelope: Mapping[str, Any],
+    resource: Mapping[str, Any],
+    body: bytes,
+    account: WechatPayAccount,
+    *,
+    now: float,
+) -> Notification:
+    event_type = fields.text(envelope, "event_type")
+    amount = fields.child(resource, "amount")
+    refund = event_type.startswith("REFUND.")
+    if not refund and event_type != "TRANSACTION.SUCCESS":
+        raise UnhandledEventError("event type is not mapped")
+    status = fields.text(resource, "refund_status" if refund else "trade_state")
+    return Notification(
+        provider="wechatpay",
+        account=account.name,
+        notify_id=fields.text(envelope, "id"),
+        out_trade_no=fields.text(resource, "out_trade_no"),
+        kind="refund" if refund else "payment",
+        status=status,
+        amount_minor=fields.minor_units(amount, "total"),
+        currency=fields.currency(amount.get("currency", "CNY")),
+        provider_trade_no=fields.optional_text(resource, "transaction_id") or "",
+        occurred_at=fields.iso_time(resource.get("success_time") or envelope.get("create_time")),
+        received_at=fields.from_unix(now),
+        raw_body_b64=encode_raw_body(body),
+        content_type=fields.JSON,
+        refund_id=fields.text(resource, "refund_id") if refund else None,
+        refund_amount_minor=fields.minor_units(amount, "refund") if refund else None,
+    )

@@ -1,0 +1,144 @@
+"""Genuine requests for every provider route, made by the independent signers, and the settings
+of a gateway that holds one account per provider."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import subprocess
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from gateway.accounts import (
+    AccountConfig,
+    AdyenAccount,
+    AlipayAccount,
+    StandardWebhooksAccount,
+    StripeAccount,
+    WechatPayAccount,
+)
+from gateway.app import create_app
+from gateway.asgi import LeanGateway
+from gateway.publisher import Publisher
+from gateway.settings import GatewaySettings, Network
+from tests.support import adyen_signer, stripe_signer, wechatpay_signer
+from tests.support import alipay as alipay_signer
+from tests.support import standardwebhooks_signer as sw_signer
+
+NOW = 1795687200
+FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+
+def accounts() -> dict[tuple[str, str], AccountConfig]:
+    """Return one account per provider, named ``shop``, holding the test keys."""
+    wx_key = alipay_signer.key(0).public_key()
+    return {
+        ("alipay", "shop"): AlipayAccount(
+            name="shop", app_id=alipay_signer.APP_ID, public_keys=(wx_key,)
+        ),
+        ("wechatpay", "shop"): WechatPayAccount(
+            name="shop",
+            mchid=wechatpay_signer.MCHID,
+            appid=wechatpay_signer.APPID,
+            apiv3_key=SecretStr(wechatpay_signer.APIV3_KEY),
+            platform_public_keys={wechatpay_signer.PUB_KEY_ID: wx_key},
+        ),
+        ("stripe", "shop"): StripeAccount(
+            name="shop", signing_secrets=(SecretStr(stripe_signer.SECRET),)
+        ),
+        ("standardwebhooks", "shop"): StandardWebhooksAccount(
+            name="shop", signing_secrets=(SecretStr(sw_signer.SECRET),)
+        ),
+        ("adyen", "shop"): AdyenAccount(name="shop", hmac_keys=(SecretStr(adyen_signer.KEY),)),
+    }
+
+
+def settings(
+    *,
+    max_body_bytes: int = 64 * 1024,
+    bootstrap_servers: str = "unused:9092",
+    topic_prefix: str = "",
+    source_networks: Mapping[tuple[str, str], tuple[Network, ...]] | None = None,
+) -> GatewaySettings:
+    """Return gateway settings with ``accounts()``."""
+    return GatewaySettings(
+        host="127.0.0.1",
+        port=0,
+        max_body_bytes=max_body_bytes,
+        delivery_timeout_ms=4000,
+        bootstrap_servers=bootstrap_servers,
+        partitions=8,
+        topic_prefix=topic_prefix,
+        accounts=accounts(),
+        source_networks=source_networks or {},
+    )
+
+
+def networks(*cidrs: str) -> tuple[Network, ...]:
+    """Return parsed networks for an allowlist."""
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+def genuine(provider: str, out_trade_no: str, now: int = NOW) -> tuple[bytes, dict[str, str]]:
+    """Return a genuine payment notification (body, headers) for ``provider``."""
+    if provider == "alipay":
+        return alipay_signer.sign(alipay_signer.payment(out_trade_no)), dict(FORM)
+    if provider == "wechatpay":
+        body = wechatpay_signer.envelope(wechatpay_signer.transaction(out_trade_no))
+        return body, wechatpay_signer.headers(body, now)
+    if provider == "stripe":
+        body = stripe_signer.body(stripe_signer.intent(out_trade_no))
+        return body, stripe_signer.headers(body, now)
+    if provider == "standardwebhooks":
+        body = sw_signer.body(sw_signer.payload(out_trade_no=out_trade_no))
+        return body, sw_signer.headers(body, now, msg_id=f"msg_{out_trade_no}")
+    item = adyen_signer.signed(adyen_signer.item(out_trade_no))
+    return adyen_signer.batch(item), dict(adyen_signer.HEADERS)
+
+
+PROVIDERS = ("alipay", "wechatpay", "stripe", "standardwebhooks", "adyen")
+
+
+def build(kind: str, settings: GatewaySettings, publisher: Publisher | None = None) -> Any:
+    """Build the FastAPI (``fastapi``) or the plain ASGI (``lean``) gateway, clock at NOW."""
+    factory = create_app if kind == "fastapi" else LeanGateway
+    return factory(settings, publisher=publisher, clock=lambda: float(NOW))
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan (publisher start, then close) around the block."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
+
+
+APPS = ("fastapi", "lean")
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, seconds: float = 60) -> bool:
+    """Wait until a gateway process answers ``/readyz``; kill it and return False if it does not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    return False
