@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -18,22 +18,29 @@ class SchemaError(RuntimeError):
 
 
 def create_db_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL mode, a busy timeout and its parent folder."""
+    """Create an engine; SQLite gets WAL mode, a busy timeout, its parent folder, and
+    transactions SQLAlchemy controls (so that savepoints work with the sqlite3 driver)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
     cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def _config() -> Config:
