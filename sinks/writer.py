@@ -26,8 +26,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, IntegrityError
 
 from sinks.ledger import Ledger, settle
@@ -96,6 +109,7 @@ class _Batch:
 
     orders: dict[str, ExpectedOrder] = field(default_factory=dict)
     events: dict[str, tuple[Event, str]] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict)
     anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)
     event_records: int = 0
 
@@ -121,12 +135,17 @@ def _anomaly_row(
     reason: str, out_trade_no: str, detail: str, source: str, payload: str
 ) -> dict[str, Any]:
     return {
-        "out_trade_no": out_trade_no[:128],
+        "out_trade_no": _text(out_trade_no, 128),
         "reason": reason,
-        "detail": detail[:500],
-        "source": source[:256],
-        "payload": payload[:4000],
+        "detail": _text(detail, 500),
+        "source": _text(source, 256),
+        "payload": _text(payload, 4000),
     }
+
+
+def _text(value: str, limit: int) -> str:
+    """Cut a value to its column; PostgreSQL text cannot hold NUL characters."""
+    return value.replace("\x00", "\ufffd")[:limit]
 
 
 def write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
@@ -174,7 +193,7 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
             result.undecodable += 1
             record_undecodable(conn, record, str(exc))
     result.orders = upsert_orders(conn, list(batch.orders.values()))
-    new = record_events(conn, batch.events)
+    new = record_events(conn, batch.events, batch.raw)
     result.events_new = len(new)
     result.events_seen = batch.event_records - len(new)
     fresh = [batch.events[i] for i in sorted(new)]
@@ -198,6 +217,7 @@ def _decode_into(batch: _Batch, record: Record, result: BatchResult) -> None:
         assert isinstance(value, OrderPaid | OrderRefunded | OrderClosed)
         batch.event_records += 1
         batch.events.setdefault(value.event_id, (value, record.source))
+        batch.raw.setdefault(value.event_id, record.value)
 
 
 def _from_topic(anomaly: Anomaly, source: str) -> dict[str, Any]:
@@ -210,6 +230,29 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Return a multi-row INSERT and its parameters.
+
+    On PostgreSQL it is ``INSERT ... SELECT * FROM unnest(array, ...)``: one array parameter per
+    column, so every batch sends the same short statement (no per-row placeholders to build and
+    parse). The arrays are text/bigint, so a value too long for its column is still refused.
+    Elsewhere it is an ``executemany``.
+    """
+    if conn.dialect.name != "postgresql":
+        return sqlite.insert(table), rows
+    names = list(rows[0])
+    arrays = [
+        cast(bindparam(name), ARRAY(BigInteger if _is_int(table, name) else Text)) for name in names
+    ]
+    source = func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
+    stmt = postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
+    return stmt, {name: [row[name] for row in rows] for name in names}
+
+
+def _is_int(table: Table, name: str) -> bool:
+    return isinstance(table.c[name].type, BigInteger)
+
+
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
@@ -219,12 +262,6 @@ def upsert_orders(conn: Connection, expected: Sequence[ExpectedOrder]) -> int:
     """Record expected orders as ``created``; of a known order only fill in ``created_at``."""
     if not expected:
         return 0
-    stmt = _insert(conn, orders)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["out_trade_no"],
-        set_={"created_at": stmt.excluded.created_at},
-        where=orders.c.created_at.is_(None),
-    )
     rows = [
         {
             "out_trade_no": o.out_trade_no,
@@ -236,29 +273,36 @@ def upsert_orders(conn: Connection, expected: Sequence[ExpectedOrder]) -> int:
         }
         for o in sorted(expected, key=lambda o: o.out_trade_no)
     ]
-    conn.execute(stmt, rows)
+    stmt, params = _insert_many(conn, orders, rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["out_trade_no"],
+        set_={"created_at": stmt.excluded.created_at},
+        where=orders.c.created_at.is_(None),
+    )
+    conn.execute(stmt, params)
     return len(rows)
 
 
-def record_events(conn: Connection, events: dict[str, tuple[Event, str]]) -> set[str]:
-    """Insert events into ``order_events`` once; return the ids that were new."""
+def record_events(
+    conn: Connection, events: dict[str, tuple[Event, str]], raw: dict[str, bytes]
+) -> set[str]:
+    """Insert events (their JSON as received) into ``order_events`` once; return the new ids."""
     rows = [
         {
             "event_id": eid,
             "out_trade_no": event.out_trade_no,
             "type": event.type,
-            "payload": json.dumps(asdict(event), ensure_ascii=False),
+            "payload": raw[eid].decode(),
         }
         for eid, (event, _source) in sorted(events.items())
     ]
     if not rows:
         return set()
-    stmt = (
-        _insert(conn, order_events)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(order_events.c.event_id)
+    stmt, params = _insert_many(conn, order_events, rows)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        order_events.c.event_id
     )
-    return set(conn.execute(stmt, rows).scalars())
+    return set(conn.execute(stmt, params).scalars())
 
 
 def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _Batch) -> None:
@@ -273,7 +317,8 @@ def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _
             chosen[event.out_trade_no] = (event, source)
     if not chosen:
         return
-    stmt = _insert(conn, orders)
+    rows = [_paid_row(event) for out_trade_no, (event, _) in sorted(chosen.items())]
+    stmt, params = _insert_many(conn, orders, rows)
     paid = ("amount_minor", "currency", "paid_at", "provider", "provider_trade_no", "paid_event_id")
     stmt = stmt.on_conflict_do_update(
         index_elements=["out_trade_no"],
@@ -284,8 +329,7 @@ def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _
         },
         where=orders.c.paid_event_id.is_(None),
     ).returning(orders.c.out_trade_no, orders.c.closed_event_id)
-    rows = [_paid_row(event) for out_trade_no, (event, _) in sorted(chosen.items())]
-    done = {row.out_trade_no: row.closed_event_id for row in conn.execute(stmt, rows)}
+    done = {row.out_trade_no: row.closed_event_id for row in conn.execute(stmt, params)}
     for out_trade_no, (event, source) in chosen.items():
         if out_trade_no not in done:
             _paid_conflict(batch, event, source)
