@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from sqlalchemy import create_engine, text
 
@@ -141,28 +142,34 @@ def test_sink_two_processes_killed_at_random_moments_same_rows_as_uninterrupted_
     engine = create_db_engine(database_url)
     upgrade(engine)
     config, prefix = sink_runs.sink_config(
-        tmp_path, kafka_bootstrap, database_url, batch_size=40, session_timeout_ms=6000
+        tmp_path, kafka_bootstrap, database_url, batch_size=10, session_timeout_ms=6000
     )
-    load = sink_runs.workload(1500, seed=2)
+    load = sink_runs.workload(4000, seed=2)
+    events = len({r.value for r in load if r.topic != ORDERS_TOPIC})
     sink_runs.produce(kafka_bootstrap, prefix, load)
     sinks = [Service("sink", config), Service("sink", config)]
     rng = random.Random(3)
-    kills = 0
-    for sink in sinks:
-        sink.start()
-    _wait_two_members(kafka_bootstrap, f"{prefix}paynotify-sink")
-    for _ in range(4):
-        sink_runs.wait_rows(engine, sink_runs.event_rows(engine) + 50)
-        time.sleep(rng.uniform(0.0, 1.0))
-        victim = rng.choice(sinks)
-        victim.kill()  # SIGKILL: no shutdown, no commit
-        kills += 1
-        victim.start()
-    sink_runs.wait_caught_up(kafka_bootstrap, prefix, timeout=150)
-    _stopped_cleanly(*sinks)
+    kills, at_kill = 0, []
+    try:
+        for sink in sinks:
+            sink.start()
+        _wait_two_members(kafka_bootstrap, f"{prefix}paynotify-sink")
+        for share in (0.1, 0.3, 0.5, 0.7):
+            sink_runs.wait_rows(engine, int(events * share))
+            time.sleep(rng.uniform(0.0, 0.3))
+            victim = rng.choice(sinks)
+            victim.kill()  # SIGKILL: no shutdown, no commit
+            at_kill.append(sink_runs.event_rows(engine))
+            kills += 1
+            victim.start()
+        sink_runs.wait_caught_up(kafka_bootstrap, prefix, timeout=150)
+    finally:
+        _stopped_cleanly(*sinks)
     got = writer_cases.snapshot(engine)
     engine.dispose()
     assert kills == 4
+    assert min(at_kill) < events, f"every kill came after the end: {at_kill} of {events}"
+    assert sink_runs.event_rows_in(got) == events
     assert got == sink_runs.reference(tmp_path, load)
 
 
@@ -171,8 +178,11 @@ def _wait_two_members(bootstrap: str, group: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     deadline = time.monotonic() + 60
     while True:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-        owned = [len(m.assignment.topic_partitions) for m in description.members]
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            owned = [len(m.assignment.topic_partitions) for m in description.members]
+        except KafkaException:  # the coordinator may still be loading
+            owned = []
         if len(owned) == 2 and all(owned):
             return
         assert time.monotonic() < deadline, f"group {group}: partitions per member {owned}"

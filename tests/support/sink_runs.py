@@ -98,7 +98,12 @@ def sink_config(folder: Path, bootstrap: str, database: str, **sink: object) -> 
     """Write a config for ``paynotify sink`` with extra ``[sink]`` settings; create the topics."""
     path, _port, prefix = write_config(folder, bootstrap, database)
     extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in sink.items())
-    path.write_text(path.read_text().replace("[sink]\n", f"[sink]\n{extra}"))
+    kept = [
+        line
+        for line in path.read_text().splitlines(keepends=True)
+        if line.split(" = ")[0] not in sink
+    ]
+    path.write_text("".join(kept).replace("[sink]\n", f"[sink]\n{extra}"))
     ensure_topics(bootstrap, [prefix + t for t in SINK_TOPICS], 8)
     return path, prefix
 
@@ -180,3 +185,7 @@ def without_failed(snapshot: writer_cases.Snapshot) -> writer_cases.Snapshot:
         r for r in snapshot["anomalies"] if r[2] not in ("undecodable", "unapplicable")
     ]
     return out
+
+
+def event_rows_in(snapshot: writer_cases.Snapshot) -> int:
+    return len(snapshot["order_events"])
