@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from sinks.consumer import KafkaSink
 from sinks.rows import metadata
 from sinks.schema import SchemaError, check_migrated, create_db_engine, upgrade
+from sinks.settings import SinkSettings
 from tests.support import writer_cases
 
 
@@ -83,3 +86,18 @@ def test_rows_match_migrations_no_difference(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_kafka_sink_unmigrated_database_refuses_to_start(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    settings = SinkSettings(
+        database_url=str(engine.url),
+        bootstrap_servers="127.0.0.1:1",
+        topic_prefix="",
+        group_id="g",
+        batch_size=10,
+        flush_interval_s=0.1,
+    )
+    with pytest.raises(SchemaError, match="run `paynotify db upgrade` first"):
+        KafkaSink(settings, engine).run(threading.Event())
+    engine.dispose()
