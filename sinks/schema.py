@@ -35,10 +35,18 @@ def create_db_engine(url: str) -> Engine:
 
 
 def _psycopg_binary_arrays(dbapi_conn: object, _record: object) -> None:
-    """Send list parameters (the writer's column arrays) in binary: no per-element escaping."""
+    """Send list parameters (the writer's column arrays) in binary: no per-element escaping.
+
+    And plan every statement for its own array: psycopg prepares repeated statements, and a
+    generic plan for ``= ANY($1)`` over a growing table can be a scan that costs seconds.
+    """
     from psycopg.types.array import ListBinaryDumper
 
     dbapi_conn.adapters.register_dumper(list, ListBinaryDumper)  # type: ignore[attr-defined]
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor.execute("SET plan_cache_mode = force_custom_plan")
+    cursor.close()
+    dbapi_conn.commit()  # type: ignore[attr-defined]
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

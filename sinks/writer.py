@@ -32,6 +32,7 @@ from sqlalchemy import (
     Engine,
     Table,
     Text,
+    any_,
     bindparam,
     case,
     cast,
@@ -71,7 +72,7 @@ DECODERS: dict[str, type[JsonRecord]] = {
     ANOMALIES_TOPIC: Anomaly,
 }
 SINK_TOPICS = tuple(DECODERS)
-CHUNK = 1000
+CHUNK = 5000
 
 Event = OrderPaid | OrderRefunded | OrderClosed
 
@@ -421,22 +422,27 @@ def settle_orders(conn: Connection, touched: set[str], batch: _Batch) -> None:
     pending: dict[str, str | None] = {}
     for chunk in _chunks(sorted(touched)):
         waiting = select(refunds.c.out_trade_no).where(
-            refunds.c.out_trade_no.in_(chunk), refunds.c.state == "pending"
+            _among(conn, refunds.c.out_trade_no, chunk), refunds.c.state == "pending"
         )
         pending.update((o, None) for o in conn.scalars(waiting.distinct()))
-        closes = (
+        closes = (  # settle_order skips an order that is already closed
             select(order_events.c.out_trade_no, func.min(order_events.c.event_id))
-            .join(orders, orders.c.out_trade_no == order_events.c.out_trade_no)
             .where(
-                order_events.c.out_trade_no.in_(chunk),
+                _among(conn, order_events.c.out_trade_no, chunk),
                 order_events.c.type == "order.closed",
-                orders.c.closed_event_id.is_(None),
             )
             .group_by(order_events.c.out_trade_no)
         )
         pending.update((o, eid) for o, eid in conn.execute(closes))
     for out_trade_no in sorted(pending):
         settle_order(conn, out_trade_no, pending[out_trade_no], batch)
+
+
+def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter for the whole list."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(cast(bindparam("among", list(values)), ARRAY(Text)))
+    return column.in_(values)
 
 
 def settle_order(conn: Connection, out_trade_no: str, close_id: str | None, batch: _Batch) -> None:
