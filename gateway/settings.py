@@ -255,6 +255,14 @@ def resolve_secret(value: str, base: Path) -> str:
     return value
 
 
+def _is_file(path: Path) -> bool:
+    """Return whether ``path`` names a file; a bare base64 key is no path (even when too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_public_key(value: str, base: Path) -> RSAPublicKey:
     """Load an RSA public key from a PEM file path, inline PEM, or bare base64 DER.
 
@@ -262,7 +270,7 @@ def load_public_key(value: str, base: Path) -> RSAPublicKey:
         ConfigError: the key cannot be read or is not an RSA public key.
     """
     text = value
-    if "BEGIN" not in value and (base / value).is_file():
+    if "BEGIN" not in value and _is_file(base / value):
         text = (base / value).read_text(encoding="ascii").strip()
     try:
         if "BEGIN" in text:

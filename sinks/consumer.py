@@ -1,8 +1,14 @@
 """The sink's Kafka loop: read committed records in batches, write each batch in one database
 transaction, and commit the Kafka offsets only after the database commit.
 
-While the database refuses writes the sink pauses its partitions (keeping its group membership
-alive) and retries the same batch with backoff; nothing is committed until the batch is written.
+- ``read_committed``, auto-commit off; a batch is ``[sink] batch_size`` records or whatever
+  arrived within ``[sink] flush_interval_seconds``.
+- While the database is down or refuses writes, the sink pauses its partitions (keeping its group
+  membership alive), retries the same batch with backoff up to ``[sink] max_backoff_seconds``, and
+  resumes when the batch is written; nothing is committed until then, so a crash at any moment
+  re-reads the batch and the idempotent writer makes that harmless.
+- A record the database refuses by itself (a constraint, a value too long) does not block its
+  partition: :func:`sinks.writer.write_records` keeps it as an anomaly.
 """
 
 from __future__ import annotations
@@ -11,26 +17,33 @@ import logging
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from sinks.metrics import SinkMetrics
+from sinks.schema import check_migrated
 from sinks.settings import SinkSettings
-from sinks.writer import SINK_TOPICS, BatchResult, Record, write_batch
+from sinks.writer import SINK_TOPICS, BatchResult, Record, write_records
 
 log = logging.getLogger("paynotify.sink")
 
-MAX_BACKOFF_S = 30.0
+FIRST_BACKOFF_S = 0.5
+LAG_EVERY_S = 2.0
 
 
 class KafkaSink:
     """Consume the output topics into the database until ``stop`` is set."""
 
-    def __init__(self, settings: SinkSettings, engine: Engine) -> None:
+    def __init__(
+        self, settings: SinkSettings, engine: Engine, metrics: SinkMetrics | None = None
+    ) -> None:
         self._settings = settings
         self._engine = engine
         self._names = {settings.topic(t): t for t in SINK_TOPICS}
+        self.metrics = metrics or SinkMetrics()
         self.written = BatchResult()
+        self._lag_at = 0.0
 
     def _consumer(self) -> Consumer:
         return Consumer(
@@ -41,11 +54,20 @@ class KafkaSink:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "client.id": "paynotify-sink",
+                "session.timeout.ms": self._settings.session_timeout_ms,
             }
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Run the loop; return after ``stop`` is set and the last batch is committed."""
+        """Run the loop; return after ``stop`` is set and the last batch is committed.
+
+        Raises:
+            sinks.schema.SchemaError: the database is not migrated.
+        """
+        if not self._wait_for_schema(stop):
+            return
+        if self._settings.metrics_listen:
+            self.metrics.serve(self._settings.metrics_listen)
         consumer = self._consumer()
         consumer.subscribe(list(self._names))
         try:
@@ -54,12 +76,28 @@ class KafkaSink:
                     self._settings.batch_size, timeout=self._settings.flush_interval_s
                 )
                 records = [r for r in (self._record(m) for m in messages) if r is not None]
-                if not records:
-                    continue
-                if self._write(consumer, records, stop):
-                    _commit(consumer)
+                if records:
+                    self._write(consumer, records, stop)
+                self._update_lag(consumer)
         finally:
             consumer.close()
+            self.metrics.close()
+
+    def _wait_for_schema(self, stop: threading.Event) -> bool:
+        """Wait for the database (down at start is not a crash); refuse an unmigrated one."""
+        backoff = FIRST_BACKOFF_S
+        while not stop.is_set():
+            try:
+                check_migrated(self._engine)
+                return True
+            except DBAPIError as exc:
+                log.warning(
+                    "database unavailable at start; retrying",
+                    extra={"error": exc.__class__.__name__, "backoff_s": backoff},
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self._settings.max_backoff_s)
+        return False
 
     def _record(self, message: Message) -> Record | None:
         error = message.error()
@@ -75,47 +113,67 @@ class KafkaSink:
             topic=self._names.get(topic, topic), value=message.value() or b"", source=source
         )
 
-    def _write(self, consumer: Consumer, records: list[Record], stop: threading.Event) -> bool:
-        """Write the batch, retrying while the database refuses; False if stopped before."""
-        backoff = 0.5
-        paused = False
+    def _write(self, consumer: Consumer, records: list[Record], stop: threading.Event) -> None:
+        """Write the batch, retrying while the database refuses, then commit the offsets."""
+        started = time.monotonic()
+        backoff = FIRST_BACKOFF_S
+        paused: list[TopicPartition] = []
         while True:
-            if stop.is_set() and paused:
-                return False
             try:
-                with self._engine.begin() as conn:
-                    result = write_batch(conn, records)
+                result = write_records(self._engine, records)
                 break
-            except (OperationalError, DBAPIError) as exc:
+            except DBAPIError as exc:
+                self.metrics.retries.inc()
                 if not paused:
-                    consumer.pause(consumer.assignment())
-                    paused = True
+                    paused = consumer.assignment()
+                    consumer.pause(paused)
+                    self.metrics.paused.set(1)
                 log.warning(
-                    "database write failed; retrying",
+                    "database write failed; partitions paused, retrying",
                     extra={"error": exc.__class__.__name__, "backoff_s": backoff},
                 )
-                late = _wait(consumer, backoff, stop)
+                late = self._wait(consumer, backoff, stop)
                 records.extend(r for r in (self._record(m) for m in late) if r is not None)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                if stop.is_set():
+                    return  # nothing committed: the batch is read again after a restart
+                backoff = min(backoff * 2, self._settings.max_backoff_s)
+        _commit(consumer)
         if paused:
             consumer.resume(consumer.assignment())
-        self._count(result)
-        return True
+            self.metrics.paused.set(0)
+            log.info("database writes succeeded again; partitions resumed")
+        self.written.add(result)
+        self.metrics.count(result, time.monotonic() - started)
 
-    def _count(self, result: BatchResult) -> None:
-        for name in ("events_new", "events_seen", "orders", "anomalies", "undecodable"):
-            setattr(self.written, name, getattr(self.written, name) + getattr(result, name))
+    def _wait(self, consumer: Consumer, seconds: float, stop: threading.Event) -> list[Message]:
+        """Wait, serving the group (and the lag gauge); return records fetched meanwhile."""
+        late: list[Message] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not stop.is_set():
+            message = consumer.poll(0.1)
+            if message is not None:
+                late.append(message)
+            self._update_lag(consumer)
+        return late
 
-
-def _wait(consumer: Consumer, seconds: float, stop: threading.Event) -> list[Message]:
-    """Wait while keeping the group membership alive; return any record fetched before the pause."""
-    late: list[Message] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not stop.is_set():
-        message = consumer.poll(0.1)
-        if message is not None:
-            late.append(message)
-    return late
+    def _update_lag(self, consumer: Consumer) -> None:
+        """Measure lag from the client's own fetch state (no broker round trip)."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = now
+        lags: dict[tuple[str, int], int] = {}
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    lags[(self._names.get(tp.topic, tp.topic), tp.partition)] = max(
+                        high - tp.offset, 0
+                    )
+        except KafkaException as exc:
+            log.debug("lag not measured", extra={"error": str(exc)})
+            return
+        self.metrics.set_lag(lags)
 
 
 def _commit(consumer: Consumer) -> None:

@@ -1,5 +1,5 @@
 """The database tables (SQLAlchemy Core). The schema itself is created by the Alembic migrations
-in ``sinks/migrations``; these definitions must match them."""
+in ``sinks/migrations``; these definitions must match them (a unit test compares them)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Index,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 
@@ -33,10 +35,17 @@ orders = Table(
     Column("paid_event_id", String(36), unique=True),
     Column("created_at", String(40)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("closed_at", String(40)),
+    Column("closed_event_id", String(36), unique=True),
     CheckConstraint(
         "status in ('created', 'paid', 'refunded', 'partially_refunded', 'closed')",
         name="orders_status_known",
     ),
+    CheckConstraint(
+        "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="orders_refunds_within_paid"
+    ),
+    CheckConstraint("amount_minor >= 0", name="orders_amount_not_negative"),
 )
 
 order_events = Table(
@@ -60,3 +69,23 @@ anomalies = Table(
     Column("payload", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("out_trade_no", String(128), nullable=False),
+    Column("refund_id", String(128), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("refunded_at", String(40)),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("out_trade_no", "refund_id", name="refunds_one_per_refund_id"),
+    CheckConstraint("amount_minor > 0", name="refunds_amount_positive"),
+    CheckConstraint("state in ('pending', 'applied', 'rejected')", name="refunds_state_known"),
+)
+
+Index("refunds_pending", refunds.c.out_trade_no, refunds.c.state)
+Index("anomalies_reason", anomalies.c.reason)

@@ -24,6 +24,9 @@ class SinkSettings:
     group_id: str
     batch_size: int
     flush_interval_s: float
+    metrics_listen: str | None = None
+    max_backoff_s: float = 30.0
+    session_timeout_ms: int = 10000
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
@@ -51,9 +54,31 @@ def load_sink_settings(path: Path) -> SinkSettings:
         bootstrap_servers=str(kafka.get("bootstrap_servers", "127.0.0.1:9092")),
         topic_prefix=prefix,
         group_id=str(sink.get("group_id", f"{prefix}paynotify-sink")),
-        batch_size=int(sink.get("batch_size", 500)),
-        flush_interval_s=float(sink.get("flush_interval_seconds", 0.2)),
+        batch_size=_positive(sink, "batch_size", 500, int),
+        flush_interval_s=_positive(sink, "flush_interval_seconds", 0.2, float),
+        metrics_listen=_listen(sink.get("metrics_listen")),
+        max_backoff_s=_positive(sink, "max_backoff_seconds", 30.0, float),
+        session_timeout_ms=_positive(sink, "session_timeout_ms", 10000, int),
     )
+
+
+def _positive(section: dict[str, Any], name: str, default: float, kind: type[Any]) -> Any:
+    try:
+        value = kind(section.get(name, default))
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0:
+        raise SinkConfigError(f"[sink] {name} must be a positive number")
+    return value
+
+
+def _listen(value: object) -> str | None:
+    if value is None:
+        return None
+    port = str(value).rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SinkConfigError('[sink] metrics_listen must be "host:port"')
+    return str(value)
 
 
 def resolve_url(value: str, base: Path) -> str:

@@ -1,33 +1,80 @@
 """Idempotent writes: any number of redeliveries, in any order across topics, give one database.
 
-- ``order_events`` has one row per event id, ever (``ON CONFLICT DO NOTHING``).
-- An order becomes ``paid`` only from ``created`` (or is inserted paid if its expected order has
-  not been written yet); a later status never moves back, and an expected order arriving after
-  the payment changes nothing.
+A batch is written with a few multi-row statements, in the caller's transaction:
+
+1. every event (paid, refunded, closed) goes into ``order_events`` once (``ON CONFLICT DO
+   NOTHING ... RETURNING``); only the events that were new there are applied, so an effect is
+   applied once even when the event comes back;
+2. expected orders insert ``created`` rows (and only fill in ``created_at`` of a known order);
+3. a payment updates its order only while ``paid_event_id`` is empty, and moves it to ``paid``
+   only from ``created``;
+4. refunds and closes are settled by :func:`sinks.ledger.settle` once the order's payment or
+   terms are known; until then they wait (``refunds.state = 'pending'``, or an ``order.closed``
+   event the order row does not point to yet).
+
+A record that cannot be decoded, or whose facts contradict the database (a second payment, a
+refund above the paid amount), becomes an ``anomalies`` row with its ``topic/partition/offset``.
+:func:`write_records` also isolates a record the database itself refuses (a constraint, a value
+too long): it rewrites the batch one record per savepoint and keeps the refused one as an anomaly.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, func
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DataError, IntegrityError
 
-from sinks.rows import anomalies, order_events, orders
+from sinks.ledger import Ledger, settle
+from sinks.rows import anomalies, order_events, orders, refunds
 from stream.records import (
     ANOMALIES_TOPIC,
+    ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
+    ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
     Anomaly,
     ExpectedOrder,
+    JsonRecord,
+    OrderClosed,
     OrderPaid,
+    OrderRefunded,
     RecordError,
+    event_id,
 )
 
-SINK_TOPICS = (ORDERS_TOPIC, ORDER_PAID_TOPIC, ANOMALIES_TOPIC)
+log = logging.getLogger("paynotify.sink")
+
+DECODERS: dict[str, type[JsonRecord]] = {
+    ORDERS_TOPIC: ExpectedOrder,
+    ORDER_PAID_TOPIC: OrderPaid,
+    ORDER_REFUNDED_TOPIC: OrderRefunded,
+    ORDER_CLOSED_TOPIC: OrderClosed,
+    ANOMALIES_TOPIC: Anomaly,
+}
+SINK_TOPICS = tuple(DECODERS)
+CHUNK = 5000
+
+Event = OrderPaid | OrderRefunded | OrderClosed
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,122 +88,455 @@ class Record:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What one batch did; ``add`` sums them up."""
+
+    records: int = 0
     events_new: int = 0
     events_seen: int = 0
     orders: int = 0
     anomalies: int = 0
     undecodable: int = 0
+    unapplicable: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        """Add another batch's counts to these."""
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Batch:
+    """A decoded batch: one entry per order and per event id, anomaly rows by id."""
+
+    orders: dict[str, ExpectedOrder] = field(default_factory=dict)
+    events: dict[str, tuple[Event, str]] = field(default_factory=dict)
+    raw: dict[str, bytes] = field(default_factory=dict)
+    anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    event_records: int = 0
+
+    def anomaly(
+        self,
+        reason: str,
+        out_trade_no: str,
+        detail: str,
+        source: str,
+        *,
+        account: str,
+        key: str | None = None,
+        payload: str = "",
+    ) -> None:
+        """Keep a detected anomaly; its id is derived from the reason and the fact (or order)."""
+        self.anomalies.setdefault(
+            event_id(account, key or out_trade_no, f"anomaly:{reason}"),
+            _anomaly_row(reason, out_trade_no, detail, source, payload),
+        )
+
+
+def _anomaly_row(
+    reason: str, out_trade_no: str, detail: str, source: str, payload: str
+) -> dict[str, Any]:
+    return {
+        "out_trade_no": _text(out_trade_no, 128),
+        "reason": reason,
+        "detail": _text(detail, 500),
+        "source": _text(source, 256),
+        "payload": _text(payload, 4000),
+    }
+
+
+def _text(value: str, limit: int) -> str:
+    """Cut a value to its column; PostgreSQL text cannot hold NUL characters."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
+def write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
+    """Write a batch in one transaction; isolate the records the database refuses.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database is unreachable or refuses every write.
+    """
+    try:
+        with engine.begin() as conn:
+            return write_batch(conn, records)
+    except (IntegrityError, DataError) as exc:
+        log.warning(
+            "the database refused a batch; writing it record by record",
+            extra={"error": exc.__class__.__name__},
+        )
+    with engine.begin() as conn:
+        return _write_isolated(conn, records)
+
+
+def _write_isolated(conn: Connection, records: Sequence[Record]) -> BatchResult:
+    result = BatchResult()
+    for record in records:
+        savepoint = conn.begin_nested()
+        try:
+            result.add(write_batch(conn, [record]))
+            savepoint.commit()
+        except (IntegrityError, DataError) as exc:
+            savepoint.rollback()
+            record_unapplicable(conn, record, exc)
+            result.records += 1
+            result.unapplicable += 1
+    return result
 
 
 def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
     """Write a batch of records in the caller's transaction."""
     result = BatchResult()
+    batch = _Batch()
     for record in records:
+        result.records += 1
         try:
-            _write_one(conn, record, result)
+            _decode_into(batch, record, result)
         except RecordError as exc:
             result.undecodable += 1
             record_undecodable(conn, record, str(exc))
+    result.orders = upsert_orders(conn, list(batch.orders.values()))
+    new = record_events(conn, batch.events, batch.raw)
+    result.events_new = len(new)
+    result.events_seen = batch.event_records - len(new)
+    fresh = [batch.events[i] for i in sorted(new)]
+    record_payments(conn, fresh, batch)
+    record_refunds(conn, fresh, batch)
+    settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders), batch)
+    result.anomalies += record_anomalies(conn, batch.anomalies)
     return result
 
 
-def _write_one(conn: Connection, record: Record, result: BatchResult) -> None:
-    if record.topic == ORDERS_TOPIC:
-        upsert_order(conn, ExpectedOrder.from_bytes(record.value))
-        result.orders += 1
-    elif record.topic == ORDER_PAID_TOPIC:
-        if record_paid(conn, OrderPaid.from_bytes(record.value)):
-            result.events_new += 1
-        else:
-            result.events_seen += 1
-    elif record.topic == ANOMALIES_TOPIC:
-        record_anomaly(conn, Anomaly.from_bytes(record.value), record.source)
-        result.anomalies += 1
-    else:
+def _decode_into(batch: _Batch, record: Record, result: BatchResult) -> None:
+    decoder = DECODERS.get(record.topic)
+    if decoder is None:
         raise RecordError(f"the sink does not read topic {record.topic}")
+    value = decoder.from_bytes(record.value)
+    if isinstance(value, ExpectedOrder):
+        batch.orders.setdefault(value.out_trade_no, value)
+    elif isinstance(value, Anomaly):
+        batch.anomalies.setdefault(value.anomaly_id, _from_topic(value, record.source))
+    else:
+        assert isinstance(value, OrderPaid | OrderRefunded | OrderClosed)
+        batch.event_records += 1
+        batch.events.setdefault(value.event_id, (value, record.source))
+        batch.raw.setdefault(value.event_id, record.value)
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def _from_topic(anomaly: Anomaly, source: str) -> dict[str, Any]:
+    payload = json.dumps(asdict(anomaly), ensure_ascii=False)
+    return _anomaly_row(anomaly.reason, anomaly.out_trade_no, anomaly.detail, source, payload)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
 
-def upsert_order(conn: Connection, order: ExpectedOrder) -> None:
-    """Record an expected order as ``created`` unless the order is already known."""
-    stmt: Insert = _insert(conn, orders).values(
-        out_trade_no=order.out_trade_no,
-        account=order.account,
-        amount_minor=order.amount_minor,
-        currency=order.currency,
-        status="created",
-        created_at=order.created_at,
+def _insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Return a multi-row INSERT and its parameters.
+
+    On PostgreSQL it is ``INSERT ... SELECT * FROM unnest(array, ...)``: one array parameter per
+    column, so every batch sends the same short statement (no per-row placeholders to build and
+    parse). The arrays are text/bigint, so a value too long for its column is still refused.
+    Elsewhere it is an ``executemany``.
+    """
+    if conn.dialect.name != "postgresql":
+        return sqlite.insert(table), rows
+    names = list(rows[0])
+    arrays = [
+        cast(bindparam(name), ARRAY(BigInteger if _is_int(table, name) else Text)) for name in names
+    ]
+    source = func.unnest(*arrays).table_valued(*names).render_derived(name="batch")
+    stmt = postgresql.insert(table).from_select(names, select(*(source.c[n] for n in names)))
+    return stmt, {name: [row[name] for row in rows] for name in names}
+
+
+def _is_int(table: Table, name: str) -> bool:
+    return isinstance(table.c[name].type, BigInteger)
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def upsert_orders(conn: Connection, expected: Sequence[ExpectedOrder]) -> int:
+    """Record expected orders as ``created``; of a known order only fill in ``created_at``."""
+    if not expected:
+        return 0
+    rows = [
+        {
+            "out_trade_no": o.out_trade_no,
+            "account": o.account,
+            "amount_minor": o.amount_minor,
+            "currency": o.currency,
+            "status": "created",
+            "created_at": o.created_at,
+        }
+        for o in sorted(expected, key=lambda o: o.out_trade_no)
+    ]
+    stmt, params = _insert_many(conn, orders, rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["out_trade_no"],
+        set_={"created_at": stmt.excluded.created_at},
+        where=orders.c.created_at.is_(None),
     )
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=["out_trade_no"]))  # type: ignore[attr-defined]
+    conn.execute(stmt, params)
+    return len(rows)
 
 
-def record_paid(conn: Connection, event: OrderPaid) -> bool:
-    """Record an ``order.paid`` event once and mark its order paid; return whether it was new."""
-    inserted = conn.execute(
-        _insert(conn, order_events)
-        .values(
-            event_id=event.event_id,
-            out_trade_no=event.out_trade_no,
-            type=event.type,
-            payload=json.dumps(asdict(event), ensure_ascii=False),
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
-    ).rowcount
-    paid = {
+def record_events(
+    conn: Connection, events: dict[str, tuple[Event, str]], raw: dict[str, bytes]
+) -> set[str]:
+    """Insert events (their JSON as received) into ``order_events`` once; return the new ids."""
+    rows = [
+        {
+            "event_id": eid,
+            "out_trade_no": event.out_trade_no,
+            "type": event.type,
+            "payload": raw[eid].decode(),
+        }
+        for eid, (event, _source) in sorted(events.items())
+    ]
+    if not rows:
+        return set()
+    stmt, params = _insert_many(conn, order_events, rows)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        order_events.c.event_id
+    )
+    return set(conn.execute(stmt, params).scalars())
+
+
+def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _Batch) -> None:
+    """Mark orders paid by their new ``order.paid`` events, once per order."""
+    chosen: dict[str, tuple[OrderPaid, str]] = {}
+    for event, source in new:
+        if not isinstance(event, OrderPaid):
+            continue
+        if event.out_trade_no in chosen:
+            _paid_conflict(batch, event, source)
+        else:
+            chosen[event.out_trade_no] = (event, source)
+    if not chosen:
+        return
+    rows = [_paid_row(event) for out_trade_no, (event, _) in sorted(chosen.items())]
+    stmt, params = _insert_many(conn, orders, rows)
+    paid = ("amount_minor", "currency", "paid_at", "provider", "provider_trade_no", "paid_event_id")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["out_trade_no"],
+        set_={
+            **{name: stmt.excluded[name] for name in paid},
+            "status": case((orders.c.status == "created", "paid"), else_=orders.c.status),
+            "updated_at": func.now(),
+        },
+        where=orders.c.paid_event_id.is_(None),
+    ).returning(orders.c.out_trade_no, orders.c.closed_event_id)
+    done = {row.out_trade_no: row.closed_event_id for row in conn.execute(stmt, params)}
+    for out_trade_no, (event, source) in chosen.items():
+        if out_trade_no not in done:
+            _paid_conflict(batch, event, source)
+        elif done[out_trade_no] is not None:
+            _paid_and_closed(batch, event.account, out_trade_no, source)
+
+
+def _paid_row(event: OrderPaid) -> dict[str, Any]:
+    return {
+        "out_trade_no": event.out_trade_no,
+        "account": event.account,
+        "amount_minor": event.amount_minor,
+        "currency": event.currency,
         "status": "paid",
         "paid_at": event.paid_at,
         "provider": event.provider,
         "provider_trade_no": event.provider_trade_no,
         "paid_event_id": event.event_id,
     }
-    stmt = _insert(conn, orders).values(
-        out_trade_no=event.out_trade_no,
+
+
+def _paid_conflict(batch: _Batch, event: OrderPaid, source: str) -> None:
+    detail = f"order already paid by another event; {event.event_id} not applied"
+    _not_applied(batch, "paid_conflict", event, source, detail)
+
+
+def _not_applied(batch: _Batch, reason: str, event: Event, source: str, detail: str) -> None:
+    """Report an event that was recorded in ``order_events`` but cannot change its order."""
+    batch.anomaly(
+        reason,
+        event.out_trade_no,
+        detail,
+        source,
         account=event.account,
-        amount_minor=event.amount_minor,
-        currency=event.currency,
-        **paid,
+        key=event.event_id,
+        payload=event.to_bytes().decode(),
     )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["out_trade_no"],
-            set_={**paid, "updated_at": func.now()},
-            where=orders.c.status == "created",
+
+
+def _paid_and_closed(batch: _Batch, account: str, out_trade_no: str, source: str) -> None:
+    batch.anomaly(
+        "paid_and_closed",
+        out_trade_no,
+        "order-closed (closed unpaid) and order-paid both arrived; the order stays closed",
+        source,
+        account=account,
+    )
+
+
+def record_refunds(conn: Connection, new: Sequence[tuple[Event, str]], batch: _Batch) -> None:
+    """Insert new refunds as ``pending``, one per (order, refund id); settling applies them."""
+    rows: list[dict[str, Any]] = []
+    sources: dict[str, tuple[OrderRefunded, str]] = {}
+    for event, source in new:
+        if not isinstance(event, OrderRefunded):
+            continue
+        if event.amount_minor <= 0 or not event.refund_id:
+            _refund_anomaly(batch, "refund_invalid", event, source)
+            continue
+        sources[event.event_id] = (event, source)
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "out_trade_no": event.out_trade_no,
+                "refund_id": event.refund_id,
+                "account": event.account,
+                "amount_minor": event.amount_minor,
+                "currency": event.currency,
+                "refunded_at": event.refunded_at,
+                "state": "pending",
+            }
         )
+    if not rows:
+        return
+    stmt = _insert(conn, refunds).on_conflict_do_nothing().returning(refunds.c.event_id)
+    inserted = set(conn.execute(stmt, rows).scalars())
+    for eid, (event, source) in sources.items():
+        if eid not in inserted:
+            _refund_anomaly(batch, "refund_conflict", event, source)
+
+
+def _refund_anomaly(batch: _Batch, reason: str, event: OrderRefunded, source: str) -> None:
+    detail = f"refund {event.refund_id} of {event.amount_minor} not applied"
+    _not_applied(batch, reason, event, source, detail)
+
+
+def settle_orders(conn: Connection, touched: set[str], batch: _Batch) -> None:
+    """Apply the pending refunds and closes of the touched orders that can be settled now."""
+    pending: dict[str, str | None] = {}
+    for chunk in _chunks(sorted(touched)):
+        waiting = select(refunds.c.out_trade_no).where(
+            _among(conn, refunds.c.out_trade_no, chunk), refunds.c.state == "pending"
+        )
+        pending.update((o, None) for o in conn.scalars(waiting.distinct()))
+        closes = (  # settle_order skips an order that is already closed
+            select(order_events.c.out_trade_no, func.min(order_events.c.event_id))
+            .where(
+                _among(conn, order_events.c.out_trade_no, chunk),
+                order_events.c.type == "order.closed",
+            )
+            .group_by(order_events.c.out_trade_no)
+        )
+        pending.update((o, eid) for o, eid in conn.execute(closes))
+    for out_trade_no in sorted(pending):
+        settle_order(conn, out_trade_no, pending[out_trade_no], batch)
+
+
+def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter for the whole list."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(cast(bindparam("among", list(values)), ARRAY(Text)))
+    return column.in_(values)
+
+
+def settle_order(conn: Connection, out_trade_no: str, close_id: str | None, batch: _Batch) -> None:
+    """Fold one order's pending refunds and close into its row (see :mod:`sinks.ledger`)."""
+    row = conn.execute(
+        select(orders).where(orders.c.out_trade_no == out_trade_no).with_for_update()
+    ).first()
+    if row is None:
+        return
+    waiting = conn.execute(
+        select(refunds.c.refund_id, refunds.c.amount_minor, refunds.c.event_id).where(
+            refunds.c.out_trade_no == out_trade_no, refunds.c.state == "pending"
+        )
+    ).all()
+    ledger = Ledger(
+        row.status,
+        row.amount_minor,
+        row.refunded_minor,
+        paid=row.paid_event_id is not None,
+        closed=row.closed_event_id is not None,
     )
-    return bool(inserted)
+    done = settle(ledger, [(r.refund_id, r.amount_minor) for r in waiting], close_id is not None)
+    values: dict[str, Any] = {
+        "status": done.ledger.status,
+        "refunded_minor": done.ledger.refunded_minor,
+    }
+    if done.closed_now and close_id is not None:
+        values.update(closed_event_id=close_id, closed_at=_closed_at(conn, close_id))
+    if values != {"status": row.status, "refunded_minor": row.refunded_minor}:
+        values["updated_at"] = func.now()
+        conn.execute(update(orders).where(orders.c.out_trade_no == out_trade_no).values(values))
+    _mark_refunds(conn, out_trade_no, done.applied, "applied")
+    _mark_refunds(conn, out_trade_no, done.rejected, "rejected")
+    for r in waiting:
+        if r.refund_id in done.rejected:
+            batch.anomaly(
+                "refund_exceeds_paid",
+                out_trade_no,
+                f"refund {r.refund_id} of {r.amount_minor} would exceed the paid "
+                f"{row.amount_minor} (already refunded {row.refunded_minor})",
+                "",
+                account=row.account,
+                key=r.event_id,
+            )
+    if done.closed_now and done.paid_and_closed:
+        _paid_and_closed(batch, row.account, out_trade_no, "")
 
 
-def record_anomaly(conn: Connection, anomaly: Anomaly, source: str) -> None:
-    """Record an anomaly once."""
-    conn.execute(
+def _closed_at(conn: Connection, close_id: str) -> str | None:
+    payload = conn.scalar(select(order_events.c.payload).where(order_events.c.event_id == close_id))
+    return OrderClosed.from_bytes((payload or "").encode()).closed_at
+
+
+def _mark_refunds(conn: Connection, out_trade_no: str, ids: Sequence[str], state: str) -> None:
+    if ids:
+        conn.execute(
+            update(refunds)
+            .where(refunds.c.out_trade_no == out_trade_no, refunds.c.refund_id.in_(ids))
+            .values(state=state)
+        )
+
+
+def record_anomalies(conn: Connection, rows: dict[str, dict[str, Any]]) -> int:
+    """Insert anomaly rows once each; return how many were new."""
+    if not rows:
+        return 0
+    stmt = (
         _insert(conn, anomalies)
-        .values(
-            anomaly_id=anomaly.anomaly_id,
-            out_trade_no=anomaly.out_trade_no,
-            reason=anomaly.reason,
-            detail=anomaly.detail,
-            source=source,
-            payload=json.dumps(asdict(anomaly), ensure_ascii=False),
-        )
         .on_conflict_do_nothing(index_elements=["anomaly_id"])
+        .returning(anomalies.c.anomaly_id)
     )
+    params = [{"anomaly_id": aid[:64], **row} for aid, row in sorted(rows.items())]
+    return len(conn.execute(stmt, params).all())
 
 
 def record_undecodable(conn: Connection, record: Record, error: str) -> None:
     """Keep a record the sink cannot decode as an anomaly, so that it is never dropped silently."""
+    _record_failed(conn, record, "undecodable", error)
+
+
+def record_unapplicable(conn: Connection, record: Record, exc: Exception) -> None:
+    """Keep a record the database refused as an anomaly with its source and the error class."""
+    error = getattr(exc, "orig", exc)
+    _record_failed(conn, record, "unapplicable", f"{error.__class__.__name__}: {error}")
+
+
+def _record_failed(conn: Connection, record: Record, reason: str, error: str) -> None:
     conn.execute(
         _insert(conn, anomalies)
         .values(
-            anomaly_id=f"undecodable:{record.source}"[:64],
-            out_trade_no="",
-            reason="undecodable",
-            detail=error[:500],
-            source=record.source,
-            payload=record.value.decode("utf-8", "replace")[:4000],
+            anomaly_id=f"{reason}:{record.source}"[:64],
+            **_anomaly_row(
+                reason, "", error, record.source, record.value.decode("utf-8", "replace")
+            ),
         )
         .on_conflict_do_nothing(index_elements=["anomaly_id"])
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from sinks.schema import SchemaError, check_migrated, upgrade
+from sinks.schema import SchemaError, check_migrated, head_revision, upgrade
 from tests.support import writer_cases
 
 pytestmark = pytest.mark.integration
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_migrations_postgres_upgrade_then_check_passes(pg_engine: Engine) -> None:
     with pytest.raises(SchemaError):
         check_migrated(pg_engine)
-    assert upgrade(pg_engine) == "0001"
+    assert upgrade(pg_engine) == head_revision()
     check_migrated(pg_engine)
 
 
@@ -29,3 +29,21 @@ def test_write_batch_postgres_paid_never_moves_back(pg_engine: Engine) -> None:
 def test_write_batch_postgres_anomalies_and_undecodable_kept_once(pg_engine: Engine) -> None:
     upgrade(pg_engine)
     writer_cases.check_undecodable_and_anomalies_are_kept_once(pg_engine)
+
+
+def test_write_batch_postgres_refunds_closes_any_order_same_rows(pg_engine: Engine) -> None:
+    upgrade(pg_engine)
+    want = writer_cases.check_history_in_order_gives_expected_rows(pg_engine)
+    for seed in range(8):
+        order, sizes = writer_cases.shuffled(seed)
+        writer_cases.check_any_order_and_copies_give_same_rows(pg_engine, want, order, sizes)
+
+
+def test_write_batch_postgres_refund_above_paid_rejected(pg_engine: Engine) -> None:
+    upgrade(pg_engine)
+    writer_cases.check_refund_above_paid_is_rejected_and_reported(pg_engine)
+
+
+def test_write_records_postgres_refused_record_becomes_anomaly(pg_engine: Engine) -> None:
+    upgrade(pg_engine)
+    writer_cases.check_record_the_database_refuses_becomes_anomaly(pg_engine)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
-from sinks.rows import anomalies, order_events, orders
-from sinks.writer import Record, write_batch
+from sinks.rows import anomalies, order_events, orders, refunds
+from sinks.writer import Record, write_batch, write_records
 from stream.records import (
     ANOMALIES_TOPIC,
+    ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
+    ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
     Anomaly,
     ExpectedOrder,
+    OrderClosed,
     OrderPaid,
+    OrderRefunded,
     event_id,
 )
+
+Snapshot = dict[str, list[tuple[object, ...]]]
 
 
 def expected(n: int) -> ExpectedOrder:
@@ -86,12 +93,174 @@ def check_undecodable_and_anomalies_are_kept_once(engine: Engine) -> None:
         Record(ANOMALIES_TOPIC, anomaly.to_bytes(), "payment-anomalies/0/1"),
         Record(ORDER_PAID_TOPIC, b"{not json", "order-paid/3/99"),
     ]
-    for _ in range(2):
+    for new in (1, 0):
         with engine.begin() as conn:
             result = write_batch(conn, batch)
-        assert (result.anomalies, result.undecodable) == (1, 1)
+        assert (result.anomalies, result.undecodable) == (new, 1)
     with engine.connect() as conn:
         reasons = sorted(conn.scalars(select(anomalies.c.reason)).all())
         sources = sorted(conn.scalars(select(anomalies.c.source)).all())
     assert reasons == ["amount_mismatch", "undecodable"]
     assert "order-paid/3/99" in sources
+
+
+def refunded(n: int, refund_id: str, amount: int, total: int) -> OrderRefunded:
+    return OrderRefunded(
+        event_id=event_id("shop", f"o-{n}", f"refund:{refund_id}"),
+        out_trade_no=f"o-{n}",
+        account="shop",
+        provider="alipay",
+        provider_trade_no=f"t-{n}",
+        refund_id=refund_id,
+        amount_minor=amount,
+        refunded_total_minor=total,
+        currency="CNY",
+        refunded_at="2026-11-26T11:00:00+08:00",
+        notify_id=f"n-{n}-{refund_id}",
+    )
+
+
+def closed(n: int) -> OrderClosed:
+    return OrderClosed(
+        event_id=event_id("shop", f"o-{n}", "closed"),
+        out_trade_no=f"o-{n}",
+        account="shop",
+        provider="alipay",
+        provider_trade_no=f"t-{n}",
+        closed_at="2026-11-26T12:00:00+08:00",
+        notify_id=f"n-{n}-close",
+    )
+
+
+def history() -> list[Record]:
+    """A consistent history as the stream emits it: every kind of fact, one record each.
+
+    o-0..o-3 paid; o-1 partly refunded twice; o-2 refunded in full in two refunds; o-3 refunded
+    in full at once; o-4 and o-5 closed unpaid; o-6 created only; o-7 paid and (wrongly) closed.
+    """
+    facts: list[tuple[str, bytes]] = [(ORDERS_TOPIC, expected(n).to_bytes()) for n in range(8)]
+    facts += [(ORDER_PAID_TOPIC, paid(n).to_bytes()) for n in (0, 1, 2, 3, 7)]
+    facts += [
+        (ORDER_REFUNDED_TOPIC, refunded(1, "r1", 10, 10).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(1, "r2", 20, 30).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(2, "r1", 2, 2).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(2, "r2", 100, 102).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(3, "r1", 103, 103).to_bytes()),
+    ]
+    facts += [(ORDER_CLOSED_TOPIC, closed(n).to_bytes()) for n in (4, 5, 7)]
+    anomaly = Anomaly("a-9", "o-9", "amount_mismatch", "paid 1, expected 109", "shop")
+    facts.append((ANOMALIES_TOPIC, anomaly.to_bytes()))
+    return [Record(t, v, f"{t}/0/{i}") for i, (t, v) in enumerate(facts)]
+
+
+EXPECTED_STATUSES = {
+    "o-0": ("paid", 0),
+    "o-1": ("partially_refunded", 30),
+    "o-2": ("refunded", 102),
+    "o-3": ("refunded", 103),
+    "o-4": ("closed", 0),
+    "o-5": ("closed", 0),
+    "o-6": ("created", 0),
+    "o-7": ("closed", 0),
+}
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    """Everything the sink wrote, without write timestamps and record positions."""
+    skip = {"updated_at", "recorded_at", "source", "detail"}
+    out: Snapshot = {}
+    with engine.connect() as conn:
+        for table in (orders, order_events, refunds, anomalies):
+            columns = [c for c in table.c if c.name not in skip]
+            rows = conn.execute(select(*columns).order_by(*table.primary_key.columns)).all()
+            out[table.name] = [tuple(r) for r in rows]
+    return out
+
+
+def clear(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in (orders, order_events, refunds, anomalies):
+            conn.execute(delete(table))
+
+
+def write_in_batches(engine: Engine, records: list[Record], sizes: list[int]) -> None:
+    start, turn = 0, 0
+    while start < len(records):
+        size = sizes[turn % len(sizes)] if sizes else len(records)
+        with engine.begin() as conn:
+            write_batch(conn, records[start : start + size])
+        start, turn = start + size, turn + 1
+
+
+def check_history_in_order_gives_expected_rows(engine: Engine) -> Snapshot:
+    write_in_batches(engine, history(), [])
+    with engine.connect() as conn:
+        rows = conn.execute(select(orders.c.out_trade_no, orders.c.status, orders.c.refunded_minor))
+        got = {r.out_trade_no: (r.status, r.refunded_minor) for r in rows}
+        states = set(conn.scalars(select(refunds.c.state)))
+        reasons = sorted(conn.scalars(select(anomalies.c.reason)))
+    assert got == EXPECTED_STATUSES
+    assert states == {"applied"}
+    assert reasons == ["amount_mismatch", "paid_and_closed"]
+    return snapshot(engine)
+
+
+def check_any_order_and_copies_give_same_rows(
+    engine: Engine, want: Snapshot, order: list[int], sizes: list[int]
+) -> None:
+    """Write the history permuted by ``order`` (indexes, repeats allowed), batches of ``sizes``."""
+    base = history()
+    replay = [base[i % len(base)] for i in order] + base
+    clear(engine)
+    write_in_batches(engine, replay, sizes)
+    assert snapshot(engine) == want
+
+
+def shuffled(seed: int) -> tuple[list[int], list[int]]:
+    rng = random.Random(seed)
+    n = len(history())
+    order = [rng.randrange(n) for _ in range(n)] + list(range(n))
+    rng.shuffle(order)
+    return order, [rng.randint(1, 7) for _ in range(5)]
+
+
+def check_refund_above_paid_is_rejected_and_reported(engine: Engine) -> None:
+    records = [
+        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 80, 80).to_bytes(), "r/0/1"),
+        Record(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
+        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 80, 160).to_bytes(), "r/0/2"),
+    ]
+    for record in records:
+        with engine.begin() as conn:
+            write_batch(conn, [record])
+    with engine.connect() as conn:
+        row = conn.execute(select(orders).where(orders.c.out_trade_no == "o-1")).one()
+        states = dict(conn.execute(select(refunds.c.refund_id, refunds.c.state)).all())
+        reasons = list(conn.scalars(select(anomalies.c.reason)))
+    assert (row.status, row.refunded_minor, row.amount_minor) == ("partially_refunded", 80, 101)
+    assert states == {"r1": "applied", "r2": "rejected"}
+    assert reasons == ["refund_exceeds_paid"]
+
+
+def check_record_the_database_refuses_becomes_anomaly(engine: Engine) -> None:
+    """A value the database refuses (a negative paid amount against a CHECK; on PostgreSQL also a
+    currency longer than its column) is kept as an ``unapplicable`` anomaly with its source, and
+    the rest of the batch is written."""
+    negative = dataclasses.replace(paid(50), amount_minor=-5)
+    too_long = dataclasses.replace(expected(51), currency="CNYCNY")
+    batch = [
+        *records_for(3),
+        Record(ORDER_PAID_TOPIC, negative.to_bytes(), "order-paid/2/5"),
+        Record(ORDERS_TOPIC, too_long.to_bytes(), "orders/3/3"),
+    ]
+    result = write_records(engine, batch)
+    assert result.records == len(batch)
+    with engine.connect() as conn:
+        failed = conn.execute(select(anomalies.c.reason, anomalies.c.source)).all()
+        created = conn.scalar(select(func.count()).select_from(orders))
+    assert counts(engine)[:2] == (3, 3)  # the refused payment's event row is rolled back too
+    want = [("unapplicable", "order-paid/2/5")]
+    if engine.dialect.name == "postgresql":  # SQLite does not enforce String lengths
+        want.append(("unapplicable", "orders/3/3"))
+    assert sorted(tuple(r) for r in failed) == sorted(want)
+    assert created == 3 + (engine.dialect.name != "postgresql")

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.accounts import AlipayAccount, StripeAccount, WechatPayAccount
 from gateway.errors import ConfigError
-from gateway.settings import load_settings
+from gateway.settings import load_public_key, load_settings
 from tests.support import alipay as signer
 from tests.support.keys import write_public_pem
 
@@ -160,3 +160,14 @@ def test_load_settings_unusable_secret_raises_config_error(
     text = f'[[accounts]]\nname = "a"\nprovider = "{provider}"\n{line}\n'
     with pytest.raises(ConfigError):
         load_settings(write_config(tmp_path, text))
+
+
+def test_load_settings_base64_key_with_a_path_segment_too_long_for_a_file_name(
+    tmp_path: Path,
+) -> None:
+    pem = write_public_pem(signer.key(0), tmp_path / "k.pem").read_text()
+    bare = "".join(line for line in pem.splitlines() if "-----" not in line)
+    segment_heavy = bare.replace("/", "A")[:300]  # no '/' split: one 300-character "file name"
+    assert load_public_key(bare, tmp_path) is not None
+    with pytest.raises(ConfigError, match="neither PEM nor base64"):
+        load_public_key(segment_heavy, tmp_path)
