@@ -11,6 +11,7 @@ the event, the table change and the input offset are committed together. See
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ from typing import Any
 import faust
 
 from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
+from stream.eos import install_commit_gate
 from stream.records import (
     ANOMALIES_TOPIC,
     EVENT_NAMESPACE,
@@ -50,10 +52,16 @@ OUTPUT_TOPIC_OF: dict[type, str] = {
 }
 
 
-def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.App:
+def create_app(
+    settings: StreamSettings,
+    *,
+    store: str = "rocksdb://",
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> faust.App:
     """Build the faust app, its tables, its agent and its clock."""
     app = faust.App(
         settings.app_id,
+        loop=loop,
         broker=f"kafka://{settings.bootstrap_servers}",
         store=store,
         datadir=str(settings.data_dir),
@@ -65,13 +73,18 @@ def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.
         web_enabled=False,
         producer_acks=-1,
         table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.session_timeout_s,
     )
     worker = StreamWorker(app, settings)
+    gate = install_commit_gate(app) if worker.sender.exactly_once else asyncio.Lock()
+    if worker.sender.exactly_once:
+        log.warning("exactly_once is not proven with faust: see docs/reliability.md")
 
     @app.agent(worker.inputs, concurrency=1)
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
-            await worker.handle(event.message, event.value)
+            async with gate:
+                await worker.handle(event.message, event.value)
 
     @app.timer(settings.tick_interval_s)
     async def clock() -> None:
@@ -98,17 +111,20 @@ class StreamWorker:
             partitions=settings.partitions,
             **raw,
         )
-        self.ticks = app.topic(self.ticks_name, partitions=settings.partitions, **raw)
         self.table = app.Table("order-state", partitions=settings.partitions, key_type=str)
         self.due = app.Table("order-due", partitions=settings.partitions, key_type=str)
         self.sender = EventSender(app, settings)
+        self.routes = {
+            settings.topic(name): name for name in (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
+        }
 
     async def handle(self, message: Any, value: bytes) -> None:
         """Decode one input record, apply it, send what it emits, store the new state."""
-        if message.topic == self.ticks_name:
+        kind = self.routes.get(message.topic, ORDERS_TOPIC)
+        if kind == TICKS_TOPIC:
             await self.on_tick(message, value)
             return
-        decoded = decode(message.topic, value, self.notifications)
+        decoded = decode(message.topic, value, kind == NOTIFICATIONS_TOPIC)
         if isinstance(decoded, RecordError):
             await self.sender.send(message, undecodable(message, decoded))
             return
@@ -157,8 +173,8 @@ class StreamWorker:
         value = json.dumps({"now": now.isoformat(timespec="microseconds")}).encode()
         actives = self.app.assignor.assigned_actives()
         for partition in sorted({tp.partition for tp in actives if tp.topic == self.ticks_name}):
-            try:
-                await self.ticks.send(value=value, partition=partition)
+            try:  # outside any transaction: a tick must not keep an idle transaction open
+                await self.app.producer.send(self.ticks_name, None, value, partition, None, None)
             except Exception as exc:  # a rebalance between the check and the send
                 log.warning("tick not sent", extra={"partition": partition, "error": repr(exc)})
 
@@ -192,11 +208,11 @@ class EventSender:
 
 
 def decode(
-    topic: str, value: bytes, notifications_topic: str
+    topic: str, value: bytes, is_notification: bool
 ) -> ExpectedOrder | Notification | RecordError:
     """Decode an input record, or return why it cannot be decoded."""
     try:
-        if topic == notifications_topic:
+        if is_notification:
             return Notification.from_bytes(value)
         return ExpectedOrder.from_bytes(value)
     except RecordError as exc:

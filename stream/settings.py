@@ -25,6 +25,7 @@ class StreamSettings:
     pending_timeout_s: float = 3600.0
     retention_s: float = 30 * 86400.0
     tick_interval_s: float = 10.0
+    session_timeout_s: float = 60.0
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
@@ -64,4 +65,5 @@ def load_stream_settings(path: Path) -> StreamSettings:
         pending_timeout_s=float(stream.get("pending_timeout_seconds", 3600.0)),
         retention_s=float(stream.get("retention_days", 30)) * 86400.0,
         tick_interval_s=float(stream.get("tick_interval_seconds", 10.0)),
+        session_timeout_s=float(stream.get("session_timeout_seconds", 60.0)),
     )

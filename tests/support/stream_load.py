@@ -33,6 +33,8 @@ data_dir = "{data_dir}"
 processing_guarantee = "{guarantee}"
 commit_interval_seconds = {commit}
 standby_replicas = {standbys}
+session_timeout_seconds = 10
+tick_interval_seconds = 2
 """
 
 
@@ -40,7 +42,7 @@ def write_stream_config(
     folder: Path,
     bootstrap: str,
     *,
-    guarantee: str = "exactly_once",
+    guarantee: str = "at_least_once",
     data_dir: str = "stream-data",
     partitions: int = 8,
     prefix: str | None = None,
