@@ -65,12 +65,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 def cmd_stream(args: argparse.Namespace) -> int:
     import faust
 
-    from stream.app import create_app, mark_clean_stop, prepare_data_dir
+    from stream.app import create_app, ensure_changelogs, mark_clean_stop, prepare_data_dir
 
     path = config_path(args.config)
     _topics(load_settings(path))
     settings = load_stream_settings(path)
     prepare_data_dir(settings)
+    ensure_changelogs(settings)
     worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)
     try:
         worker.execute_from_commandline()

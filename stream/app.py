@@ -44,6 +44,7 @@ from stream.transitions import Input, Output, Tick, apply, state_from_dict, stat
 
 log = logging.getLogger("paynotify.stream")
 
+TABLES = ("order-state", "order-due")  # the order states; when each order is next due for a tick
 OUTPUT_TOPIC_OF: dict[type, str] = {
     OrderPaid: ORDER_PAID_TOPIC,
     OrderRefunded: ORDER_REFUNDED_TOPIC,
@@ -111,8 +112,8 @@ class StreamWorker:
             partitions=settings.partitions,
             **raw,
         )
-        self.table = app.Table("order-state", partitions=settings.partitions, key_type=str)
-        self.due = app.Table("order-due", partitions=settings.partitions, key_type=str)
+        self.table = app.Table(TABLES[0], partitions=settings.partitions, key_type=str)
+        self.due = app.Table(TABLES[1], partitions=settings.partitions, key_type=str)
         self.sender = EventSender(app, settings)
         self.routes = {
             settings.topic(name): name for name in (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
@@ -233,6 +234,34 @@ def undecodable(message: Any, error: RecordError) -> Anomaly:
 
 
 CLEAN_STOP_MARKER = "clean-stop"
+
+
+def ensure_changelogs(settings: StreamSettings, timeout: float = 30.0) -> None:
+    """Create the tables' compacted changelog topics before the worker starts.
+
+    faust creates them itself, but a worker whose first table write comes before its metadata
+    shows the new topic crashes its agent with PartitionsMismatch until the metadata refreshes
+    (up to five minutes); creating them first, with the table's partition count, avoids that.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    wanted = [
+        NewTopic(
+            f"{settings.app_id}-{table}-changelog",
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            config={"cleanup.policy": "compact"},
+        )
+        for table in TABLES
+    ]
+    for future in admin.create_topics(wanted, request_timeout=timeout).values():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
 
 
 def prepare_data_dir(settings: StreamSettings) -> bool:
