@@ -86,14 +86,21 @@ JSON_LOG_CONFIG = {
 def cmd_stream(args: argparse.Namespace) -> int:
     import faust
 
-    from stream.app import create_app
+    from stream.app import create_app, ensure_changelogs, mark_clean_stop, prepare_data_dir
 
     path = config_path(args.config)
     _topics(load_settings(path))
     settings = load_stream_settings(path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
+    ensure_changelogs(settings)
     worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            mark_clean_stop(settings)
+        raise
+    mark_clean_stop(settings)
     return 0
 
 

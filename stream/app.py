@@ -1,35 +1,68 @@
-"""The faust app: one agent over ``orders`` and ``payment-notifications`` (co-partitioned by
-``out_trade_no``), one changelog-backed RocksDB table of order states, ``concurrency=1``.
-The agent only decodes, applies, stores and sends."""
+"""The faust app: one agent over ``orders``, ``payment-notifications`` and the internal ticks topic
+(co-partitioned by ``out_trade_no``, all with the table's partition count), one changelog-backed
+RocksDB table of order states plus a small index of when each order is next due for a tick,
+``concurrency=1``. The agent only decodes, applies, stores and sends; a timer sends the ticks.
+
+Every event is sent before the state that records it is stored, and under ``exactly_once`` it is
+sent through the transactional producer of the *input* partition (:class:`EventSender`), so that
+the event, the table change and the input offset are committed together. See
+``docs/reliability.md`` for why faust's own ``topic.send`` is not used there.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import shutil
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
 
 from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
+from stream.eos import install_commit_gate
 from stream.records import (
     ANOMALIES_TOPIC,
     EVENT_NAMESPACE,
+    ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
+    ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
+    TICKS_TOPIC,
     Anomaly,
     ExpectedOrder,
+    OrderClosed,
     OrderPaid,
+    OrderRefunded,
 )
 from stream.settings import StreamSettings
-from stream.transitions import Input, Output, apply, state_from_dict, state_to_dict
+from stream.state import due_at
+from stream.transitions import Input, Output, Tick, apply, state_from_dict, state_to_dict
 
 log = logging.getLogger("paynotify.stream")
 
+TABLES = ("order-state", "order-due")  # the order states; when each order is next due for a tick
+OUTPUT_TOPIC_OF: dict[type, str] = {
+    OrderPaid: ORDER_PAID_TOPIC,
+    OrderRefunded: ORDER_REFUNDED_TOPIC,
+    OrderClosed: ORDER_CLOSED_TOPIC,
+    Anomaly: ANOMALIES_TOPIC,
+}
 
-def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.App:
-    """Build the faust app, its table and its agent."""
+
+def create_app(
+    settings: StreamSettings,
+    *,
+    store: str = "rocksdb://",
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> faust.App:
+    """Build the faust app, its tables, its agent and its clock."""
     app = faust.App(
         settings.app_id,
+        loop=loop,
         broker=f"kafka://{settings.bootstrap_servers}",
         store=store,
         datadir=str(settings.data_dir),
@@ -40,55 +73,147 @@ def create_app(settings: StreamSettings, *, store: str = "rocksdb://") -> faust.
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        table_standby_replicas=settings.standby_replicas,
+        broker_session_timeout=settings.session_timeout_s,
     )
-    notifications_name = settings.topic(NOTIFICATIONS_TOPIC)
-    inputs = app.topic(
-        settings.topic(ORDERS_TOPIC),
-        notifications_name,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    outputs = {
-        OrderPaid: app.topic(
-            settings.topic(ORDER_PAID_TOPIC),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        ),
-        Anomaly: app.topic(
-            settings.topic(ANOMALIES_TOPIC),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        ),
-    }
-    table = app.Table("order-state", partitions=settings.partitions, key_type=str)
+    worker = StreamWorker(app, settings)
+    gate = install_commit_gate(app) if worker.sender.exactly_once else asyncio.Lock()
+    if worker.sender.exactly_once:
+        log.warning("exactly_once is not proven with faust: see docs/reliability.md")
 
-    @app.agent(inputs, concurrency=1)
+    @app.agent(worker.inputs, concurrency=1)
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
-            decoded = decode(message.topic, event.value, notifications_name)
-            if isinstance(decoded, RecordError):
-                await send(outputs[Anomaly], undecodable(message, decoded))
-                continue
-            key = decoded.out_trade_no
-            stored = table.get(key)
-            step = apply(state_from_dict(stored) if stored else None, decoded)
-            table[key] = state_to_dict(step.state)
-            for out in step.emit:
-                await send(outputs[type(out)], out)
+            async with gate:
+                await worker.handle(event.message, event.value)
+
+    @app.timer(settings.tick_interval_s)
+    async def clock() -> None:
+        await worker.send_ticks(datetime.now(UTC))
 
     app.paynotify_agent = orders_agent  # type: ignore[attr-defined]
-    app.paynotify_table = table  # type: ignore[attr-defined]
+    app.paynotify_table = worker.table  # type: ignore[attr-defined]
+    app.paynotify_worker = worker  # type: ignore[attr-defined]
     return app
 
 
-def decode(topic: str, value: bytes, notifications_topic: str) -> Input | RecordError:
+class StreamWorker:
+    """What the agent does with one record; holds the topics and tables."""
+
+    def __init__(self, app: faust.App, settings: StreamSettings) -> None:
+        self.app, self.settings = app, settings
+        self.notifications = settings.topic(NOTIFICATIONS_TOPIC)
+        self.ticks_name = settings.topic(TICKS_TOPIC)
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.inputs = app.topic(
+            settings.topic(ORDERS_TOPIC),
+            self.notifications,
+            self.ticks_name,
+            partitions=settings.partitions,
+            **raw,
+        )
+        self.table = app.Table(TABLES[0], partitions=settings.partitions, key_type=str)
+        self.due = app.Table(TABLES[1], partitions=settings.partitions, key_type=str)
+        self.sender = EventSender(app, settings)
+        self.routes = {
+            settings.topic(name): name for name in (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
+        }
+
+    async def handle(self, message: Any, value: bytes) -> None:
+        """Decode one input record, apply it, send what it emits, store the new state."""
+        kind = self.routes.get(message.topic, ORDERS_TOPIC)
+        if kind == TICKS_TOPIC:
+            await self.on_tick(message, value)
+            return
+        decoded = decode(message.topic, value, kind == NOTIFICATIONS_TOPIC)
+        if isinstance(decoded, RecordError):
+            await self.sender.send(message, undecodable(message, decoded))
+            return
+        await self.step(message, decoded.out_trade_no, decoded)
+
+    async def step(self, message: Any, key: str, item: Input) -> None:
+        """Apply one input to the order ``key``: send first, then store."""
+        stored = self.table.get(key)
+        result = apply(state_from_dict(stored) if stored else None, item)
+        for out in result.emit:
+            await self.sender.send(message, out)
+        if result.state is None:
+            self.table.pop(key, None)
+            self.due.pop(key, None)
+            return
+        self.table[key] = state_to_dict(result.state)
+        self.index(message.partition, key, due_at(result.state, *self.horizons()))
+
+    def index(self, partition: int, key: str, at: datetime | None) -> None:
+        """Remember when the order ``key`` is next due for a tick (nothing: forget it)."""
+        if at is None:
+            self.due.pop(key, None)
+            return
+        entry = {"p": partition, "at": at.astimezone(UTC).isoformat(timespec="microseconds")}
+        if self.due.get(key) != entry:
+            self.due[key] = entry
+
+    def horizons(self) -> tuple[float, float]:
+        """Return (pending timeout, retention) in seconds."""
+        return self.settings.pending_timeout_s, self.settings.retention_s
+
+    async def on_tick(self, message: Any, value: bytes) -> None:
+        """Apply a tick to every order of this partition that is due."""
+        now = str(json.loads(value)["now"])
+        tick = Tick(now, *self.horizons())
+        due = [
+            key
+            for key, entry in list(self.due.items())
+            if entry["p"] == message.partition and entry["at"] <= now
+        ]
+        for key in due:
+            await self.step(message, key, tick)
+
+    async def send_ticks(self, now: datetime) -> None:
+        """Send one tick to every partition of the ticks topic this worker owns."""
+        value = json.dumps({"now": now.isoformat(timespec="microseconds")}).encode()
+        actives = self.app.assignor.assigned_actives()
+        for partition in sorted({tp.partition for tp in actives if tp.topic == self.ticks_name}):
+            try:  # outside any transaction: a tick must not keep an idle transaction open
+                await self.app.producer.send(self.ticks_name, None, value, partition, None, None)
+            except Exception as exc:  # a rebalance between the check and the send
+                log.warning("tick not sent", extra={"partition": partition, "error": repr(exc)})
+
+
+class EventSender:
+    """Send emitted events so that they commit with the input that caused them.
+
+    With ``exactly_once``, faust's ``topic.send`` picks the transactional producer from the
+    *destination* topic; for an output topic the app does not consume, that is no producer at
+    all, and the send escapes the transaction (faust #177; seen here: duplicates after kill -9).
+    This sends through the producer faust opened for the input record's own partition instead.
+    """
+
+    def __init__(self, app: faust.App, settings: StreamSettings) -> None:
+        self.app, self.settings = app, settings
+        self.exactly_once = settings.processing_guarantee == "exactly_once"
+
+    def transactional_id(self, message: Any) -> str:
+        """Return the id of the transaction the input ``message`` belongs to."""
+        group = self.app.assignor.group_for_topic(message.topic)
+        return f"{self.app.conf.id}-{group}-{message.partition}"
+
+    async def send(self, message: Any, out: Output) -> None:
+        """Send one event and wait until the broker has it (inside the input's transaction)."""
+        topic = self.settings.topic(OUTPUT_TOPIC_OF[type(out)])
+        tid = self.transactional_id(message) if self.exactly_once else None
+        future = await self.app.producer.send(
+            topic, out.out_trade_no.encode(), out.to_bytes(), None, None, None, transactional_id=tid
+        )
+        await future
+
+
+def decode(
+    topic: str, value: bytes, is_notification: bool
+) -> ExpectedOrder | Notification | RecordError:
     """Decode an input record, or return why it cannot be decoded."""
     try:
-        if topic == notifications_topic:
+        if is_notification:
             return Notification.from_bytes(value)
         return ExpectedOrder.from_bytes(value)
     except RecordError as exc:
@@ -108,7 +233,57 @@ def undecodable(message: Any, error: RecordError) -> Anomaly:
     )
 
 
-async def send(topic: Any, out: Output) -> None:
-    """Send one event and wait until the broker has it, so the offset commit follows it."""
-    future = await topic.send(key=out.out_trade_no.encode(), value=out.to_bytes())
-    await future
+CLEAN_STOP_MARKER = "clean-stop"
+
+
+def ensure_changelogs(settings: StreamSettings, timeout: float = 30.0) -> None:
+    """Create the tables' compacted changelog topics before the worker starts.
+
+    faust creates them itself, but a worker whose first table write comes before its metadata
+    shows the new topic crashes its agent with PartitionsMismatch until the metadata refreshes
+    (up to five minutes); creating them first, with the table's partition count, avoids that.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    wanted = [
+        NewTopic(
+            f"{settings.app_id}-{table}-changelog",
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            config={"cleanup.policy": "compact"},
+        )
+        for table in TABLES
+    ]
+    for future in admin.create_topics(wanted, request_timeout=timeout).values():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def prepare_data_dir(settings: StreamSettings) -> bool:
+    """Get the local state folder ready; return False when it was wiped after a crash.
+
+    faust writes a table change to RocksDB at once, but under ``exactly_once`` the changelog
+    record of that change commits only with the transaction. After a crash the local store may
+    hold changes whose transaction was aborted (an order recorded as paid whose ``order.paid``
+    never committed), so it is dropped and the state is restored from the committed changelog.
+    After a clean stop the local store is exact and recovery only reads the changelog's tail.
+    """
+    folder = Path(settings.data_dir)
+    marker = folder / CLEAN_STOP_MARKER
+    clean = marker.is_file() or not folder.exists() or not any(folder.iterdir())
+    if not clean and settings.processing_guarantee == "exactly_once":
+        log.warning("no clean stop recorded: local state dropped, restoring from the changelog")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    return clean
+
+
+def mark_clean_stop(settings: StreamSettings) -> None:
+    """Record that the worker stopped cleanly, so its local state can be trusted next time."""
+    (Path(settings.data_dir) / CLEAN_STOP_MARKER).touch()

@@ -16,8 +16,9 @@ ORDER_PAID_TOPIC = "order-paid"
 ORDER_REFUNDED_TOPIC = "order-refunded"
 ORDER_CLOSED_TOPIC = "order-closed"
 ANOMALIES_TOPIC = "payment-anomalies"
+TICKS_TOPIC = "stream-ticks"  # internal: the stream worker's clock, one tick per partition
 OUTPUT_TOPICS = (ORDER_PAID_TOPIC, ORDER_REFUNDED_TOPIC, ORDER_CLOSED_TOPIC, ANOMALIES_TOPIC)
-ALL_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, *OUTPUT_TOPICS)
+ALL_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, *OUTPUT_TOPICS, TICKS_TOPIC)
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-5d0b-4b8e-9a57-2f0d3c1e8b90")
 
@@ -29,6 +30,7 @@ __all__ = [
     "ORDER_PAID_TOPIC",
     "ORDER_REFUNDED_TOPIC",
     "OUTPUT_TOPICS",
+    "TICKS_TOPIC",
     "Anomaly",
     "ExpectedOrder",
     "JsonRecord",

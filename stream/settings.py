@@ -21,6 +21,11 @@ class StreamSettings:
     data_dir: Path
     processing_guarantee: str
     commit_interval_s: float
+    standby_replicas: int = 1
+    pending_timeout_s: float = 3600.0
+    retention_s: float = 30 * 86400.0
+    tick_interval_s: float = 10.0
+    session_timeout_s: float = 60.0
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
@@ -56,4 +61,9 @@ def load_stream_settings(path: Path) -> StreamSettings:
         data_dir=path.parent / str(stream.get("data_dir", "var/stream")),
         processing_guarantee=guarantee,
         commit_interval_s=float(stream.get("commit_interval_seconds", 1.0)),
+        standby_replicas=int(stream.get("standby_replicas", 1)),
+        pending_timeout_s=float(stream.get("pending_timeout_seconds", 3600.0)),
+        retention_s=float(stream.get("retention_days", 30)) * 86400.0,
+        tick_interval_s=float(stream.get("tick_interval_seconds", 10.0)),
+        session_timeout_s=float(stream.get("session_timeout_seconds", 60.0)),
     )

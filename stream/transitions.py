@@ -1,63 +1,68 @@
 """The order state machine: a pure function from (state, input) to (new state, events, reason).
 
-Inputs are the merchant's expected order (``orders``) and verified notifications
-(``payment-notifications``). Duplicates and out-of-order arrivals are normal in payments: they
-come back as transitions with a reason, never as exceptions.
+Inputs are the merchant's expected order (``orders``), verified notifications
+(``payment-notifications``) and ticks (the worker's clock, so that this module never reads it).
+Duplicates and out-of-order arrivals are normal in payments: they come back as transitions with a
+reason, never as exceptions. The full table is in ``docs/architecture.md``; in short:
 
-    state \\ input     expected order             payment notification (new notify_id)
-    (none)            created                    awaiting_order (kept pending)
-    awaiting_order    created + pending applied  awaiting_order (kept pending)
-    created           created (dup/conflict)     paid + order.paid
-    paid              paid (dup/conflict)        paid, nothing emitted ("already_paid")
-
-A payment whose account, amount or currency differ from the expected order is an anomaly in
-every state (checked before anything else), so the result never depends on arrival order.
-
-A notify_id seen before is a duplicate and changes nothing. Refund and close notifications are
-recorded as ``unhandled_kind`` anomalies until the refund/close transitions land.
+- a notify_id seen before changes nothing (``duplicate``);
+- a notification before its order waits in ``pending``; the order applies it (payments first,
+  then closes, then refunds by cumulative total, whatever their arrival order);
+- account/currency (and for a payment, amount) must match the order, else an anomaly;
+- the first valid payment emits ``order.paid``; later ones nothing (``already_paid``);
+- a refund waits for the payment, then emits one ``order.refunded`` per refund id;
+- a close before payment emits ``order.closed``; a close after payment (Alipay: "fully refunded")
+  emits nothing, and a tick reports it if the refunds never cover the payment;
+- a tick reports notifications that waited longer than the timeout (once each) and forgets
+  terminal orders idle for longer than the retention.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
 
 from gateway.records import Notification
-from stream.records import EVENT_NAMESPACE, Anomaly, ExpectedOrder, OrderPaid, event_id
+from stream import facts
+from stream.records import ExpectedOrder
+from stream.refunds import apply_refund, order_for_drain
+from stream.state import (
+    EXPIRING_STATUSES,
+    MAX_PENDING,
+    MAX_SEEN,
+    Input,
+    OrderState,
+    Output,
+    Tick,
+    Transition,
+    close_unmatched,
+    later,
+    parse_time,
+    state_from_dict,
+    state_to_dict,
+)
 
-MAX_SEEN = 256
-MAX_PENDING = 32
-
-Input = ExpectedOrder | Notification
-Output = OrderPaid | Anomaly
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """What one order has seen; the table value keyed by ``out_trade_no``."""
-
-    order: ExpectedOrder | None = None
-    status: str = "awaiting_order"
-    seen: tuple[str, ...] = ()
-    pending: tuple[Notification, ...] = ()
-    paid_notify_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """The outcome of one input: the new state, what to emit, and why."""
-
-    state: OrderState
-    emit: tuple[Output, ...]
-    reason: str
+__all__ = [
+    "MAX_PENDING",
+    "MAX_SEEN",
+    "Input",
+    "OrderState",
+    "Output",
+    "Tick",
+    "Transition",
+    "apply",
+    "state_from_dict",
+    "state_to_dict",
+]
 
 
 def apply(state: OrderState | None, event: Input) -> Transition:
-    """Apply one input to an order's state."""
+    """Apply one input to an order's state (None: the order has seen nothing yet)."""
     current = state or OrderState()
     if isinstance(event, ExpectedOrder):
         return _apply_order(current, event)
+    if isinstance(event, Tick):
+        return _apply_tick(current, event)
     return _apply_notification(current, event)
 
 
@@ -66,114 +71,135 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
         if _same_order(state.order, order):
             return Transition(state, (), "duplicate_order")
         detail = "a second expected order with different terms; the first one is kept"
-        return Transition(
-            state, (_anomaly_for_order(order, "order_conflict", detail),), "order_conflict"
-        )
-    status = "created" if state.status == "awaiting_order" else state.status
-    current = replace(state, order=order, status=status, pending=())
-    emitted: list[Output] = []
-    for note in state.pending:
-        step = _apply_known(current, note)
-        current, emitted = step.state, [*emitted, *step.emit]
-    return Transition(current, tuple(emitted), "order_recorded")
+        anomaly = facts.order_anomaly(order, "order_conflict", detail)
+        return Transition(state, (anomaly,), "order_conflict")
+    current = replace(state, order=order, status="created")
+    new, emitted = _drain(current)
+    return Transition(new, emitted, "order_recorded")
 
 
 def _apply_notification(state: OrderState, note: Notification) -> Transition:
+    state = replace(state, touched_at=later(state.touched_at, note.received_at))
     if note.notify_id in state.seen:
         return Transition(state, (), "duplicate")
     state = replace(state, seen=(*state.seen, note.notify_id)[-MAX_SEEN:])
     if state.order is None:
-        if len(state.pending) >= MAX_PENDING:
-            detail = f"more than {MAX_PENDING} notifications wait for an order that has not come"
-            return Transition(
-                state, (_anomaly(note, "pending_overflow", detail),), "pending_overflow"
-            )
-        return Transition(replace(state, pending=(*state.pending, note)), (), "awaiting_order")
-    return _apply_known(state, note)
+        return _wait(state, note, "awaiting_order")
+    step = _apply_known(state, note)
+    assert step.state is not None
+    new, emitted = _drain(step.state)
+    return Transition(new, (*step.emit, *emitted), step.reason)
+
+
+def _wait(state: OrderState, note: Notification, reason: str) -> Transition:
+    if len(state.pending) >= MAX_PENDING:
+        detail = f"more than {MAX_PENDING} notifications wait for this order"
+        overflow = facts.anomaly(note, "pending_overflow", detail)
+        return Transition(state, (overflow,), "pending_overflow")
+    return Transition(replace(state, pending=(*state.pending, note)), (), reason)
+
+
+def _drain(state: OrderState) -> tuple[OrderState, tuple[Output, ...]]:
+    """Retry every waiting notification; those that still cannot apply keep waiting."""
+    if not state.pending or state.order is None:
+        return state, ()
+    waiting = sorted(state.pending, key=order_for_drain)
+    current = replace(state, pending=())
+    emitted: list[Output] = []
+    for note in waiting:
+        step = _apply_known(current, note)
+        assert step.state is not None
+        current, emitted = step.state, [*emitted, *step.emit]
+    return current, tuple(emitted)
 
 
 def _apply_known(state: OrderState, note: Notification) -> Transition:
+    """Apply a notification to an order whose expected terms are known."""
     assert state.order is not None
-    if note.kind != "payment":
-        detail = f"{note.kind} notifications are not applied yet (status {note.status})"
-        return Transition(state, (_anomaly(note, "unhandled_kind", detail),), "unhandled_kind")
-    mismatch = mismatch_of(state.order, note)
+    mismatch = facts.mismatch_of(state.order, note)
     if mismatch is not None:
-        return Transition(state, (_anomaly(note, mismatch[0], mismatch[1]),), mismatch[0])
-    if state.status == "paid":
+        reason, detail = mismatch
+        return Transition(state, (facts.anomaly(note, reason, detail),), reason)
+    if note.kind == "payment":
+        return _apply_payment(state, note)
+    if note.kind == "close":
+        return _apply_close(state, note)
+    if not state.is_paid:
+        return _wait(state, note, "refund_before_payment")
+    return apply_refund(state, note)
+
+
+def _apply_payment(state: OrderState, note: Notification) -> Transition:
+    assert state.order is not None
+    if state.is_paid:
         return Transition(state, (), "already_paid")
-    paid = OrderPaid(
-        event_id=event_id(state.order.account, state.order.out_trade_no, "paid"),
-        out_trade_no=note.out_trade_no,
-        account=note.account,
-        provider=note.provider,
-        provider_trade_no=note.provider_trade_no,
-        amount_minor=note.amount_minor,
-        currency=note.currency,
-        paid_at=note.occurred_at,
-        notify_id=note.notify_id,
+    new = replace(state, status="paid", paid_notify_id=note.notify_id, paid_minor=note.amount_minor)
+    event = facts.paid(state.order, note)
+    if state.status != "closed":
+        return Transition(new, (event,), "paid")
+    detail = "paid after the provider said the order was closed; the payment is reported"
+    return Transition(new, (event, facts.anomaly(note, "paid_after_close", detail)), "paid")
+
+
+def _apply_close(state: OrderState, note: Notification) -> Transition:
+    assert state.order is not None
+    if state.closed_notify_id is not None:
+        return Transition(state, (), "already_closed")
+    new = replace(state, closed_notify_id=note.notify_id)
+    if state.is_paid:
+        return Transition(new, (), "closed_after_payment")
+    return Transition(replace(new, status="closed"), (facts.closed(state.order, note),), "closed")
+
+
+def _apply_tick(state: OrderState, tick: Tick) -> Transition:
+    now = parse_time(tick.now)
+    if now is None:
+        return Transition(state, (), "tick_unreadable")
+    overdue = [n for n in state.pending if _older(n.received_at, now, tick.pending_timeout_s)]
+    overdue = [n for n in overdue if n.notify_id not in state.reported]
+    emitted = [_timeout(state, n, tick.pending_timeout_s) for n in overdue]
+    reported = [n.notify_id for n in overdue]
+    if close_unmatched(state) and _older(state.touched_at, now, tick.pending_timeout_s):
+        emitted.append(_close_unmatched_anomaly(state))
+        reported.append(str(state.closed_notify_id))
+    new = replace(state, reported=(*state.reported, *reported))
+    if emitted:
+        return Transition(new, tuple(emitted), "timed_out")
+    if _expired(new, now, tick.retention_s):
+        return Transition(None, (), "expired")
+    return Transition(new, (), "nothing_due")
+
+
+def _older(stamp: str, now: datetime, seconds: float) -> bool:
+    at = parse_time(stamp)
+    return at is not None and (now - at).total_seconds() >= seconds
+
+
+def _expired(state: OrderState, now: datetime, retention_s: float) -> bool:
+    unreported = [n for n in state.pending if n.notify_id not in state.reported]
+    return (
+        state.status in EXPIRING_STATUSES
+        and not unreported
+        and _older(state.touched_at, now, retention_s)
     )
-    return Transition(replace(state, status="paid", paid_notify_id=note.notify_id), (paid,), "paid")
 
 
-def mismatch_of(order: ExpectedOrder, note: Notification) -> tuple[str, str] | None:
-    """Return (reason, detail) when a notification does not match its expected order."""
-    if note.account != order.account:
-        return (
-            "account_mismatch",
-            f"notification for account {note.account}, order of {order.account}",
-        )
-    if note.currency != order.currency:
-        return "currency_mismatch", f"paid in {note.currency}, expected {order.currency}"
-    if note.amount_minor != order.amount_minor:
-        return "amount_mismatch", f"paid {note.amount_minor}, expected {order.amount_minor}"
-    return None
+def _timeout(state: OrderState, note: Notification, timeout_s: float) -> Output:
+    if state.order is None:
+        detail = f"no expected order within {timeout_s:.0f}s; the notification keeps waiting"
+        return facts.anomaly(note, "order_missing", detail)
+    detail = f"{note.kind} still waits for the payment after {timeout_s:.0f}s"
+    return facts.anomaly(note, "payment_missing", detail)
+
+
+def _close_unmatched_anomaly(state: OrderState) -> Output:
+    assert state.order is not None
+    detail = (
+        f"closed after payment (provider: fully refunded) but refunds cover "
+        f"{state.refunded_minor} of {state.paid_minor}"
+    )
+    return facts.order_anomaly(state.order, "closed_without_refund", detail)
 
 
 def _same_order(a: ExpectedOrder, b: ExpectedOrder) -> bool:
     return (a.account, a.amount_minor, a.currency) == (b.account, b.amount_minor, b.currency)
-
-
-def _anomaly(note: Notification, reason: str, detail: str) -> Anomaly:
-    return Anomaly(
-        anomaly_id=str(
-            uuid.uuid5(EVENT_NAMESPACE, f"{note.account}\x1f{note.notify_id}\x1f{reason}")
-        ),
-        out_trade_no=note.out_trade_no,
-        reason=reason,
-        detail=detail,
-        account=note.account,
-        provider=note.provider,
-        notify_id=note.notify_id,
-        detected_at=note.received_at,
-    )
-
-
-def _anomaly_for_order(order: ExpectedOrder, reason: str, detail: str) -> Anomaly:
-    terms = f"{order.amount_minor}{order.currency}"
-    key = f"{order.account}\x1f{order.out_trade_no}\x1f{reason}\x1f{terms}"
-    return Anomaly(
-        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
-        out_trade_no=order.out_trade_no,
-        reason=reason,
-        detail=detail,
-        account=order.account,
-        detected_at=order.created_at,
-    )
-
-
-def state_to_dict(state: OrderState) -> dict[str, Any]:
-    """Return the JSON-able form the table stores."""
-    return asdict(state)
-
-
-def state_from_dict(data: dict[str, Any]) -> OrderState:
-    """Rebuild a state from its stored form."""
-    order = data.get("order")
-    return OrderState(
-        order=ExpectedOrder(**order) if order else None,
-        status=data["status"],
-        seen=tuple(data.get("seen", ())),
-        pending=tuple(Notification(**n) for n in data.get("pending", ())),
-        paid_notify_id=data.get("paid_notify_id"),
-    )

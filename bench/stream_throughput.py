@@ -1,0 +1,178 @@
+"""Stream benchmark: notifications per second through one worker, and end-to-end latency.
+
+Throughput: ``orders`` and ``payment-notifications`` are filled first (every payment twice, so
+half the notifications are duplicates); one worker then starts and the clock runs from its
+"Worker ready" until the last ``order-paid`` event is committed (read_committed).
+
+Latency: with the worker running, notifications are produced at a fixed rate (their orders
+first); latency is the ``order-paid`` record's timestamp minus its notification record's.
+
+    .venv/bin/python bench/stream_throughput.py --orders 20000 --rate 1000 --seconds 20 \
+        --guarantee exactly_once --guarantee at_least_once --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.records import NOTIFICATIONS_TOPIC
+from paynotify.broker import LocalBroker, free_port
+from stream.records import ORDERS_TOPIC
+from tests.support.stack import Service
+from tests.support.stream_load import (
+    fill,
+    order,
+    payment,
+    producer,
+    write_stream_config,
+)
+
+
+def committed_records(bootstrap: str, topic: str, settle: float = 1.0) -> list[tuple[str, int]]:
+    """Return (key, timestamp ms) of every committed record of ``topic``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    out: list[tuple[str, int]] = []
+    quiet = time.monotonic()
+    while time.monotonic() - quiet < settle:
+        for message in consumer.consume(1000, 0.2):
+            if not message.error():
+                out.append((message.key().decode(), message.timestamp()[1]))
+                quiet = time.monotonic()
+    consumer.close()
+    return out
+
+
+def count_paid(bootstrap: str, prefix: str) -> int:
+    return len(committed_records(bootstrap, prefix + "order-paid", settle=0.5))
+
+
+def wait_ready(worker: Service, timeout: float = 120.0) -> float:
+    deadline = time.monotonic() + timeout
+    while "Worker ready" not in worker.output():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"worker not ready:\n{worker.output()[-2000:]}")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def throughput(folder: Path, bootstrap: str, guarantee: str, orders: int) -> float:
+    """Return notifications per second through one worker on pre-filled topics."""
+    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=1.0)
+    fill(bootstrap, prefix, [f"b-{i}" for i in range(orders)], copies=2)
+    worker = Service("stream", config)
+    worker.start()
+    try:
+        started = wait_ready(worker)
+        while count_paid(bootstrap, prefix) < orders:
+            time.sleep(0.5)
+        records = committed_records(bootstrap, prefix + "order-paid")
+        last_ms = max(ts for _, ts in records)
+        wall_at_ready = time.time() - (time.monotonic() - started)
+        return 2 * orders / (last_ms / 1000.0 - wall_at_ready)
+    finally:
+        worker.stop()
+
+
+def latency(folder: Path, bootstrap: str, guarantee: str, rate: int, seconds: int) -> list[float]:
+    """Return per-order latencies (ms) from notification record to its order-paid record."""
+    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=0.1)
+    worker = Service("stream", config)
+    worker.start()
+    try:
+        wait_ready(worker)
+        out = producer(bootstrap)
+        sent = 0
+        start = time.monotonic()
+        while sent < rate * seconds:
+            due = int((time.monotonic() - start) * rate)
+            for i in range(sent, min(due, rate * seconds)):
+                number = f"l-{i}"
+                out.produce(prefix + ORDERS_TOPIC, order(number).to_bytes(), key=number.encode())
+                note = payment(number, f"n-{number}").to_bytes()
+                out.produce(prefix + NOTIFICATIONS_TOPIC, note, key=number.encode())
+            sent = max(sent, due)
+            out.poll(0)
+            time.sleep(0.002)
+        out.flush(30)
+        while count_paid(bootstrap, prefix) < rate * seconds:
+            time.sleep(0.5)
+        notes = dict(committed_records(bootstrap, prefix + NOTIFICATIONS_TOPIC))
+        paid = committed_records(bootstrap, prefix + "order-paid")
+        return [float(ts - notes[key]) for key, ts in paid]
+    finally:
+        worker.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--guarantee", action="append", default=[])
+    parser.add_argument("--latency-only", action="store_true")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="paynotify-bench-stream-"))
+    broker = LocalBroker(folder / "kafka", port=free_port())
+    broker.start()
+    bootstrap = broker.bootstrap_servers
+    results: dict[str, dict[str, object]] = {}
+    try:
+        for guarantee in args.guarantee or ["exactly_once", "at_least_once"]:
+            rates, p50s, p99s = [], [], []
+            for run in range(args.runs):
+                base = folder / f"{guarantee}-{run}"
+                if not args.latency_only:
+                    rates.append(throughput(base / "t", bootstrap, guarantee, args.orders))
+                lat = latency(base / "l", bootstrap, guarantee, args.rate, args.seconds)
+                p50s.append(percentile(lat, 0.50))
+                p99s.append(percentile(lat, 0.99))
+                print(
+                    guarantee,
+                    run,
+                    f"{rates[-1]:.0f}/s" if rates else "-",
+                    f"p50 {p50s[-1]:.0f} ms",
+                    f"p99 {p99s[-1]:.0f} ms",
+                    flush=True,
+                )
+            results[guarantee] = {
+                "notifications_per_s_median": round(statistics.median(rates)) if rates else None,
+                "runs": [round(r) for r in rates],
+                "latency_p50_ms_median": statistics.median(p50s),
+                "latency_p99_ms_median": statistics.median(p99s),
+            }
+        print(json.dumps(results, indent=2))
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

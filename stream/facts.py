@@ -1,0 +1,110 @@
+"""Build the events and anomalies the state machine emits, each with a deterministic id."""
+
+from __future__ import annotations
+
+import uuid
+
+from gateway.records import Notification
+from stream.records import (
+    EVENT_NAMESPACE,
+    Anomaly,
+    ExpectedOrder,
+    OrderClosed,
+    OrderPaid,
+    OrderRefunded,
+    event_id,
+)
+
+
+def paid(order: ExpectedOrder, note: Notification) -> OrderPaid:
+    """Return the order's one ``order.paid`` event, taken from its first valid payment."""
+    return OrderPaid(
+        event_id=event_id(order.account, order.out_trade_no, "paid"),
+        out_trade_no=note.out_trade_no,
+        account=note.account,
+        provider=note.provider,
+        provider_trade_no=note.provider_trade_no,
+        amount_minor=note.amount_minor,
+        currency=note.currency,
+        paid_at=note.occurred_at,
+        notify_id=note.notify_id,
+    )
+
+
+def refunded(
+    order: ExpectedOrder, note: Notification, refund_id: str, amount: int, total: int
+) -> OrderRefunded:
+    """Return the ``order.refunded`` event of one refund."""
+    return OrderRefunded(
+        event_id=event_id(order.account, order.out_trade_no, f"refund:{refund_id}"),
+        out_trade_no=note.out_trade_no,
+        account=note.account,
+        provider=note.provider,
+        provider_trade_no=note.provider_trade_no,
+        refund_id=refund_id,
+        amount_minor=amount,
+        refunded_total_minor=total,
+        currency=note.currency,
+        refunded_at=note.occurred_at,
+        notify_id=note.notify_id,
+    )
+
+
+def closed(order: ExpectedOrder, note: Notification) -> OrderClosed:
+    """Return the order's one ``order.closed`` event."""
+    return OrderClosed(
+        event_id=event_id(order.account, order.out_trade_no, "closed"),
+        out_trade_no=note.out_trade_no,
+        account=note.account,
+        provider=note.provider,
+        provider_trade_no=note.provider_trade_no,
+        closed_at=note.occurred_at,
+        notify_id=note.notify_id,
+    )
+
+
+def anomaly(note: Notification, reason: str, detail: str) -> Anomaly:
+    """Return the anomaly ``reason`` about one notification (same notification, same id)."""
+    return Anomaly(
+        anomaly_id=str(
+            uuid.uuid5(EVENT_NAMESPACE, f"{note.account}\x1f{note.notify_id}\x1f{reason}")
+        ),
+        out_trade_no=note.out_trade_no,
+        reason=reason,
+        detail=detail,
+        account=note.account,
+        provider=note.provider,
+        notify_id=note.notify_id,
+        detected_at=note.received_at,
+    )
+
+
+def order_anomaly(order: ExpectedOrder, reason: str, detail: str) -> Anomaly:
+    """Return the anomaly ``reason`` about an expected order (same terms, same id)."""
+    terms = f"{order.amount_minor}{order.currency}"
+    key = f"{order.account}\x1f{order.out_trade_no}\x1f{reason}\x1f{terms}"
+    return Anomaly(
+        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
+        out_trade_no=order.out_trade_no,
+        reason=reason,
+        detail=detail,
+        account=order.account,
+        detected_at=order.created_at,
+    )
+
+
+def mismatch_of(order: ExpectedOrder, note: Notification) -> tuple[str, str] | None:
+    """Return (reason, detail) when a notification does not match its expected order.
+
+    Every kind must name the order's account and currency; a payment must also carry its amount.
+    """
+    if note.account != order.account:
+        return (
+            "account_mismatch",
+            f"notification for account {note.account}, order of {order.account}",
+        )
+    if note.currency != order.currency:
+        return "currency_mismatch", f"{note.kind} in {note.currency}, expected {order.currency}"
+    if note.kind == "payment" and note.amount_minor != order.amount_minor:
+        return "amount_mismatch", f"paid {note.amount_minor}, expected {order.amount_minor}"
+    return None
