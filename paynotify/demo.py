@@ -116,6 +116,11 @@ async def run_demo(
     publish_orders(gateway.bootstrap_servers, gateway.topic_prefix + ORDERS_TOPIC, expected)
     url = f"http://{gateway.host}:{gateway.port}/notify/alipay/{account.name}"
     stats = SendStats()
+    print(
+        f"paynotify: sending {count} orders' payment notifications, {copies} copies each "
+        "(sequential and concurrent), a forged copy and a wrong amount",
+        flush=True,
+    )
     async with httpx.AsyncClient(timeout=15) as client:
         for i, order in enumerate(expected[:count]):
             params = alipay_payment(
@@ -138,6 +143,7 @@ async def run_demo(
             now=now_utc(),
         )
         await send_copies(client, url, sign_alipay(wrong, key), 2, concurrent=False, stats=stats)
+    print(f"paynotify: {stats.sent} sent; waiting for the stream and the sink", flush=True)
     return await asyncio.to_thread(
         _collect, gateway, sink, run, count, stats, mismatch, wait_s, alive
     )

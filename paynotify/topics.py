@@ -24,7 +24,7 @@ def ensure_topics(
     Raises:
         TopicError: an existing topic has another partition count, or creation failed.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 4})
     existing = admin.list_topics(timeout=timeout).topics
     wanted = list(dict.fromkeys(names))
     for name in wanted:
