@@ -38,6 +38,7 @@ from stream.records import (
     OrderPaid,
     OrderRefunded,
 )
+from stream.seek import install_safe_seek
 from stream.settings import StreamSettings
 from stream.state import due_at
 from stream.transitions import Input, Output, Tick, apply, state_from_dict, state_to_dict
@@ -76,6 +77,7 @@ def create_app(
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
     )
+    install_safe_seek(app)  # before the consumer exists: see stream/seek.py
     worker = StreamWorker(app, settings)
     gate = install_commit_gate(app) if worker.sender.exactly_once else asyncio.Lock()
     if worker.sender.exactly_once:

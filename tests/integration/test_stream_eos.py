@@ -87,11 +87,6 @@ def lag_report(bootstrap: str, prefix: str, lost: list[str]) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known: after kill -9 mid-burst some orders are never paid (faust 0.15.3; "
-    "docs/reliability.md, 'Open: loss after kill -9')",
-)
 def test_stream_kill9_mid_burst_gives_one_paid_per_order(
     tmp_path: Path, kafka_bootstrap: str, workers: list[Service]
 ) -> None:
