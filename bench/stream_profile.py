@@ -50,6 +50,8 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--guarantee", default="at_least_once")
+    parser.add_argument("--blocking", action="store_true", help="pause the worker per sample")
+    parser.add_argument("--keep", help="copy the raw py-spy output here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="paynotify-profile-"))
     broker = LocalBroker(folder / "kafka", port=free_port())
@@ -65,13 +67,17 @@ def main() -> int:
         assert worker.process is not None
         out = folder / "profile.txt"
         spy = Path(sys.executable).parent / "py-spy"
+        mode = [] if args.blocking else ["--nonblocking"]
         subprocess.run(
             [str(spy), "record", "--pid", str(worker.process.pid), "--duration", str(args.seconds),
-             "--format", "raw", "--output", str(out), "--nonblocking"],
+             "--format", "raw", "--output", str(out), *mode],
             check=True, capture_output=True,
         )  # fmt: skip
         worker.stop()
+        if args.keep:
+            shutil.copy(out, args.keep)
         leaves: collections.Counter[str] = collections.Counter()
+        callers: collections.Counter[tuple[str, ...]] = collections.Counter()
         areas: collections.Counter[str] = collections.Counter()
         total = 0
         for line in out.read_text().splitlines():
@@ -80,6 +86,7 @@ def main() -> int:
             n = int(count)
             total += n
             leaves[frames[-1]] += n
+            callers[tuple(frames[-6:])] += n
             ours = [f for f in frames if "stream/" in f or "gateway/records" in f]
             areas[area(frames[-1]) if not ours else area(ours[-1]) + " (and below)"] += n
         print(f"{total} samples")
@@ -88,6 +95,9 @@ def main() -> int:
         print("top leaf frames:")
         for name, n in leaves.most_common(15):
             print(f"{100 * n / total:5.1f}%  {name}")
+        print("top call chains (last six frames):")
+        for chain, n in callers.most_common(8):
+            print(f"{100 * n / total:5.1f}%  " + "\n        <- ".join(reversed(chain)))
     finally:
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)

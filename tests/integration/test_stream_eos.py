@@ -20,7 +20,10 @@ from tests.support.stream_load import (
     write_stream_config,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"]),
+]
 
 
 @pytest.fixture
@@ -31,8 +34,10 @@ def workers() -> Iterator[list[Service]]:
         worker.kill()
 
 
-def start_worker(folder: Path, bootstrap: str, prefix: str | None, started: list[Service]) -> str:
-    config, prefix = write_stream_config(folder, bootstrap, prefix=prefix)
+def start_worker(
+    folder: Path, bootstrap: str, prefix: str | None, started: list[Service], guarantee: str
+) -> str:
+    config, prefix = write_stream_config(folder, bootstrap, prefix=prefix, guarantee=guarantee)
     worker = Service("stream", config)
     worker.start()
     started.append(worker)
@@ -88,10 +93,10 @@ def lag_report(bootstrap: str, prefix: str, lost: list[str]) -> str:
 
 
 def test_stream_kill9_mid_burst_gives_one_paid_per_order(
-    tmp_path: Path, kafka_bootstrap: str, workers: list[Service]
+    tmp_path: Path, kafka_bootstrap: str, workers: list[Service], guarantee: str
 ) -> None:
     numbers = [f"k-{i}" for i in range(3000)]
-    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers)
+    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers, guarantee)
     wait_log(workers[0], "Worker ready")
     fill(kafka_bootstrap, prefix, numbers[:2000])
     seen_before = wait_some_paid(kafka_bootstrap, prefix, 300)
@@ -100,18 +105,21 @@ def test_stream_kill9_mid_burst_gives_one_paid_per_order(
     assert seen_before < len(numbers)
     workers[0].start()
     assert_exactly_once(kafka_bootstrap, prefix, numbers)
-    assert "local state dropped" not in workers[0].output()  # resumed from local RocksDB
+    # at_least_once resumes from local RocksDB; exactly_once drops it (it may hold changes of
+    # aborted transactions) and restores the committed changelog
+    dropped = "local state dropped" in workers[0].output()
+    assert dropped == (guarantee == "exactly_once")
 
 
 def test_stream_rebalance_between_two_workers_gives_one_paid_per_order(
-    tmp_path: Path, kafka_bootstrap: str, workers: list[Service]
+    tmp_path: Path, kafka_bootstrap: str, workers: list[Service], guarantee: str
 ) -> None:
     numbers = [f"r-{i}" for i in range(3000)]
-    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers)
+    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers, guarantee)
     wait_log(workers[0], "Worker ready")
     fill(kafka_bootstrap, prefix, numbers[:1500])
     wait_some_paid(kafka_bootstrap, prefix, 200)
-    start_worker(tmp_path / "b", kafka_bootstrap, prefix, workers)  # joins mid-burst
+    start_worker(tmp_path / "b", kafka_bootstrap, prefix, workers, guarantee)  # joins mid-burst
     fill(kafka_bootstrap, prefix, numbers[1500:2500])
     wait_log(workers[1], "Worker ready")
     assert_exactly_once(kafka_bootstrap, prefix, numbers[:2500])
@@ -122,10 +130,10 @@ def test_stream_rebalance_between_two_workers_gives_one_paid_per_order(
 
 
 def test_stream_clean_restart_resumes_without_replaying_effects(
-    tmp_path: Path, kafka_bootstrap: str, workers: list[Service]
+    tmp_path: Path, kafka_bootstrap: str, workers: list[Service], guarantee: str
 ) -> None:
     numbers = [f"c-{i}" for i in range(500)]
-    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers)
+    prefix = start_worker(tmp_path / "a", kafka_bootstrap, None, workers, guarantee)
     fill(kafka_bootstrap, prefix, numbers)
     assert_exactly_once(kafka_bootstrap, prefix, numbers)
     assert workers[0].stop() == 0
