@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paynotify.broker import free_port
+from tests.support.apt import AptUnavailable, apt_install
 
 
 class PostgresUnavailable(RuntimeError):
@@ -43,16 +44,10 @@ def install() -> Path:
     found = find_bindir()
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PostgresUnavailable("PostgreSQL is not installed and cannot be installed here")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-    ):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise PostgresUnavailable(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    try:
+        apt_install("postgresql")
+    except AptUnavailable as exc:
+        raise PostgresUnavailable(str(exc)) from exc
     found = find_bindir()
     if found is None:
         raise PostgresUnavailable("postgresql installed, but initdb was not found")
