@@ -195,13 +195,24 @@ def _assign(options: Options, drafts: list[_Draft], rng: random.Random) -> None:
     paid = [d for d in drafts if d.primary == "paid"]
     for k, draft in enumerate(rng.sample(paid, _quota(options.refunds, len(paid)))):
         draft.refunds = _refund_amounts(draft.amount_minor, k, rng)
-    ordered = sorted(paid, key=lambda d: (not d.refunds, rng.random()))
-    for draft in ordered[: _quota(options.out_of_order, len(paid))]:
+    for draft in _interleaved(paid, rng)[: _quota(options.out_of_order, len(paid))]:
         draft.out_of_order = True
         if not draft.refunds and draft.provider != "alipay":
             draft.refunds = _refund_amounts(draft.amount_minor, 0, rng)
     for draft in rng.sample(paid, _quota(options.tampered, len(paid))):
         draft.tampered = True
+
+
+def _interleaved(paid: list[_Draft], rng: random.Random) -> list[_Draft]:
+    """Return refunded and other paid orders alternately (refund first or, for Alipay,
+    TRADE_FINISHED first: both kinds of reordering), each group shuffled."""
+    refunded = [d for d in paid if d.refunds]
+    others = [d for d in paid if not d.refunds]
+    rng.shuffle(refunded)
+    rng.shuffle(others)
+    mixed = [d for pair in zip(refunded, others, strict=False) for d in pair]
+    rest = refunded[len(others) :] + others[len(refunded) :]
+    return mixed + rest
 
 
 def _refund_amounts(amount: int, k: int, rng: random.Random) -> tuple[int, ...]:

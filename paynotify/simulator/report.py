@@ -131,12 +131,14 @@ def format_summary(report: Report) -> str:
         f"paynotify simulate: {len(plan.orders)} orders, run {options.run_id}, seed {options.seed},"
         f" {report.elapsed_s:.1f}s",
         "",
-        f"{'':<22}" + "".join(f"{_short(n):>11}" for n in [*names, "total"]),
+        f"{'':<22}" + "".join(f"{_short(n):>12}" for n in [*names, "total"]),
     ]
     for attr, label in ROWS:
-        lines.append(f"{label:<22}" + "".join(f"{getattr(t, attr):>11}" for t in columns))
-    answers = report.total().answers
-    lines += ["", "answers: " + ", ".join(f"{a!r} x{n}" for a, n in sorted(answers.items()))]
+        lines.append(f"{label:<22}" + "".join(f"{getattr(t, attr):>12}" for t in columns))
+    lines += ["", "answers:"]
+    for name in names:
+        answers = sorted(report.tallies[name].answers.items())
+        lines.append(f"  {name:<18}" + ", ".join(f"{a!r} x{n}" for a, n in answers))
     counts = expected_counts(plan)
     statuses = ("paid", "partially_refunded", "refunded", "closed", "created")
     state = ", ".join(f"{s} {counts[s]}" for s in statuses if counts[s])

@@ -154,21 +154,23 @@ class _Runner:
                 await asyncio.sleep(intervals[attempt - 1])
                 await self.pacer.wait()
                 tally.retried += 1
-            success = await self._post(order, prepared)
+            status, text = await self._post(order, prepared)
             if not message.genuine:
-                self._judge(order.provider, message.authenticity, success)
+                self._judge(order.provider, message.authenticity, refused=400 <= status < 500)
                 return
-            if success:
+            if is_success(order.provider, status, text):
                 tally.acknowledged += 1
                 return
         tally.gave_up += 1
 
-    def _judge(self, provider: str, authenticity: str, accepted: bool) -> None:
-        name = f"{authenticity}_{'accepted' if accepted else 'rejected'}"
+    def _judge(self, provider: str, authenticity: str, *, refused: bool) -> None:
+        """Count a forged or tampered request: refused with a 4xx, or else accepted (a defect:
+        a 2xx, or an error the sender cannot tell from a temporary failure)."""
+        name = f"{authenticity}_{'rejected' if refused else 'accepted'}"
         tally = self.report.tally(provider)
         setattr(tally, name, getattr(tally, name) + 1)
 
-    async def _post(self, order: PlannedOrder, prepared: Prepared) -> bool:
+    async def _post(self, order: PlannedOrder, prepared: Prepared) -> tuple[int, str]:
         assert self.client is not None
         url = self.target.url(order.provider, order.account)
         async with self.slots:
@@ -182,7 +184,7 @@ class _Runner:
         tally.requests += 1
         tally.answers[f"{status} {text[:24]}".strip()] += 1
         self.progress(self.report)
-        return is_success(order.provider, status, text)
+        return status, text
 
 
 def _spacing(plan: Plan, rate: float) -> float:

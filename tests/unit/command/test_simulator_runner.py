@@ -121,6 +121,28 @@ async def test_simulate_retries_until_the_success_form(provider: str) -> None:
     assert (tally.requests, tally.retried, tally.acknowledged, tally.gave_up) == (3, 2, 1, 0)
 
 
+@pytest.mark.parametrize(("status", "accepted"), [(200, 1), (503, 1), (401, 0), (400, 0)])
+async def test_simulate_forged_request_counts_as_accepted_unless_refused_with_a_4xx(
+    status: int, accepted: int
+) -> None:
+    forged_only = Options(orders=1, seed=1, run_id="f", forged=1.0, mismatches=0, closes=0)
+    report = await simulate(
+        plan(forged_only, [Account("alipay", "shop", "CNY")]),
+        TARGET,
+        all_keys(),
+        rate=0,
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, text="SUCCESS")),
+        clock=lambda: NOW,
+    )
+    tally = report.tallies["alipay"]
+    assert (tally.requests, tally.forged_accepted, tally.forged_rejected) == (
+        1,
+        accepted,
+        1 - accepted,
+    )
+    assert report.defects == accepted
+
+
 async def test_simulate_connection_errors_are_retried_and_counted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
