@@ -193,6 +193,8 @@ def test_compare_as_expected_finds_nothing() -> None:
         (("paid",), Observed("paid", 0, ("paid_after_close",), 1), "unexpected anomaly"),
         (("paid", "partial_refund"), Observed("paid", 0, (), 1), "wrong status"),
         (("paid",), Observed(None, 0, (), 0), "missing order"),
+        (("closed",), Observed("created", 0, (), 0), "wrong status"),
+        (("paid", "full_refund"), Observed("refunded", 5, (), 1), "wrong refunded amount"),
     ],
 )
 def test_compare_reports_each_kind_of_problem(
