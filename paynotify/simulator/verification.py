@@ -206,7 +206,8 @@ def verify(
 def describe(result: Verification, limit: int = 20) -> Iterable[str]:
     """Yield the lines that report a verification."""
     counts = result.counts()
-    figures = ", ".join(f"{counts[p]} {p}" for p in PROBLEMS[:5])
+    shown = [p for i, p in enumerate(PROBLEMS) if i < 5 or counts[p]]  # the key five, then any
+    figures = ", ".join(f"{counts[p]} {p}" for p in shown)
     verdict = "OK" if result.ok else "FAILED"
     yield (
         f"verify: {result.checked} orders checked in {result.elapsed_s:.1f}s, "

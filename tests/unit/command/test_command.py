@@ -101,3 +101,14 @@ def test_main_simulate_refuses_a_key_the_account_does_not_know(
     assert "matches no public key" in capsys.readouterr().err
     assert main([*argv[:3], "--signing-key", "shop"]) == 2
     assert "ACCOUNT=PATH" in capsys.readouterr().err
+
+
+def test_simulate_uses_the_demo_key_for_the_demo_configuration(tmp_path: Path) -> None:
+    from paynotify.demo import write_demo_config
+    from paynotify.simulator.command import _key_paths
+
+    config = write_demo_config(tmp_path / "demo")
+    paths = _key_paths([], config)
+    assert paths == {"shop-alipay": config.parent / "keys" / "alipay_private.pem"}
+    other = tmp_path / "other.pem"
+    assert _key_paths([f"shop-alipay={other}"], config) == {"shop-alipay": other}
