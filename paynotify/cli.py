@@ -17,6 +17,9 @@ from gateway.settings import CONFIG_ENV, GatewaySettings, config_path, load_sett
 from paynotify.broker import BrokerError, LocalBroker
 from paynotify.logs import setup_logging
 from paynotify.orders import OrderPublishError, publish_orders
+from paynotify.simulator import command as simulate_command
+from paynotify.simulator.plan import PlanError
+from paynotify.simulator.signers import SigningKeyError
 from paynotify.stack import StackError
 from paynotify.topics import TopicError, ensure_topics
 from sinks.schema import SchemaError, create_db_engine, upgrade
@@ -34,6 +37,8 @@ EXPECTED = (
     StreamConfigError,
     OrderPublishError,
     StackError,
+    SigningKeyError,
+    PlanError,
 )
 
 
@@ -232,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--amount-minor", type=int, required=True, help="amount in minor units (fen)")
     add.add_argument("--currency", default="CNY")
     add.set_defaults(func=cmd_orders_add)
+    simulate_command.add_parser(sub)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(

@@ -11,26 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from confluent_kafka import Consumer, TopicPartition
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from sqlalchemy import func, select
 
 from gateway.settings import GatewaySettings
 from paynotify.orders import publish_orders
-from paynotify.simulator import (
-    SendStats,
-    alipay_payment,
-    generate_key,
-    load_private_key,
-    now_utc,
-    send_copies,
-    sign_alipay,
-    write_key_pair,
-)
+from paynotify.simulator.keys import load_private_key, signing_keys_for
+from paynotify.simulator.plan import Delivery, Expected, Message, Options, Plan, PlannedOrder
+from paynotify.simulator.report import Tally
+from paynotify.simulator.runner import Target, expected_orders, now_iso, simulate
+from paynotify.simulator.verification import count_paid_events
 from sinks.rows import anomalies, order_events, orders
 from sinks.schema import create_db_engine
 from sinks.settings import SinkSettings
-from stream.records import ORDER_PAID_TOPIC, ORDERS_TOPIC, ExpectedOrder
+from stream.records import ORDER_PAID_TOPIC, ORDERS_TOPIC
 
 DEMO_CONFIG = """\
 # Written by `paynotify up --demo`: a local stack with one Alipay account whose signing key
@@ -63,15 +59,37 @@ def write_demo_config(folder: Path, port: int = 8000, bootstrap: str = "127.0.0.
     """Create the demo folder (config, generated key pair) unless it exists; return the file."""
     config = folder / "paynotify.toml"
     if not config.is_file():
-        write_key_pair(generate_key(), folder / "keys")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_key_pair(key, folder / "keys")
         config.write_text(DEMO_CONFIG.format(port=port, bootstrap=bootstrap))
     return config
+
+
+def write_key_pair(key: RSAPrivateKey, folder: Path) -> tuple[Path, Path]:
+    """Write the private key (PKCS#8 PEM) and the public key (SPKI PEM); return both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    private = folder / "alipay_private.pem"
+    public = folder / "alipay_public.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
 
 
 @dataclass
 class DemoResult:
     orders: int
-    stats: SendStats
+    stats: Tally
     paid_rows: int
     event_rows: int
     paid_events_on_topic: Counter[str]
@@ -91,6 +109,49 @@ class DemoResult:
         )
 
 
+def demo_plan(account: str, run: str, count: int, copies: int) -> Plan:
+    """Return the burst as a simulator plan: ``count`` orders paid ``copies`` times each (one
+    after another for even orders, all at once for odd ones), a tampered copy of the first
+    payment, and an order paid twice with the wrong amount."""
+    planned = []
+    for i in range(count):
+        at = (Delivery(0.0, copies),) if i % 2 else tuple(Delivery(n) for n in range(copies))
+        messages = [Message("payment", uuid.uuid4().hex, 100 + 7 * i, at)]
+        if i == 0:
+            messages.append(
+                Message("payment", messages[0].notify_id, 100, (Delivery(copies),), "tampered")
+            )
+        planned.append(
+            _order(
+                f"demo-{run}-{i:03d}",
+                account,
+                100 + 7 * i,
+                messages,
+                Expected("paid", paid_events=1),
+            )
+        )
+    wrong = Message("payment", uuid.uuid4().hex, 50, (Delivery(0.0), Delivery(1.0)))
+    mismatch = Expected("created", anomalies=("amount_mismatch",))
+    planned.append(_order(f"demo-{run}-mismatch", account, 500, [wrong], mismatch))
+    return Plan(Options(orders=len(planned), run_id=f"demo-{run}"), tuple(planned))
+
+
+def _order(
+    number: str, account: str, amount: int, messages: list[Message], expected: Expected
+) -> PlannedOrder:
+    return PlannedOrder(
+        number,
+        "alipay",
+        account,
+        amount,
+        "CNY",
+        ("demo",),
+        tuple(messages),
+        expected,
+        uuid.uuid4().hex,
+    )
+
+
 async def run_demo(
     gateway: GatewaySettings,
     sink: SinkSettings,
@@ -102,48 +163,22 @@ async def run_demo(
     alive: Callable[[], None] = lambda: None,
 ) -> DemoResult:
     """Send the burst and wait until the sink has written its effects."""
-    key = load_private_key(private_key)
     run = uuid.uuid4().hex[:8]
     account = next(a for (p, _), a in gateway.accounts.items() if p == "alipay")
-    app_id = account.app_id  # type: ignore[union-attr]
-    created = now_utc().isoformat()
-    numbers = [f"demo-{run}-{i:03d}" for i in range(count)]
-    mismatch = f"demo-{run}-mismatch"
-    expected = [
-        ExpectedOrder(n, account.name, 100 + 7 * i, "CNY", created) for i, n in enumerate(numbers)
-    ]
-    expected.append(ExpectedOrder(mismatch, account.name, 500, "CNY", created))
-    publish_orders(gateway.bootstrap_servers, gateway.topic_prefix + ORDERS_TOPIC, expected)
-    url = f"http://{gateway.host}:{gateway.port}/notify/alipay/{account.name}"
-    stats = SendStats()
+    keys = {("alipay", account.name): signing_keys_for(account, load_private_key(private_key))}
+    plan = demo_plan(account.name, run, count, copies)
+    topic = gateway.topic_prefix + ORDERS_TOPIC
+    publish_orders(gateway.bootstrap_servers, topic, expected_orders(plan, now_iso()))
     print(
         f"paynotify: sending {count} orders' payment notifications, {copies} copies each "
         "(sequential and concurrent), a forged copy and a wrong amount",
         flush=True,
     )
-    async with httpx.AsyncClient(timeout=15) as client:
-        for i, order in enumerate(expected[:count]):
-            params = alipay_payment(
-                app_id=app_id,
-                out_trade_no=order.out_trade_no,
-                amount_minor=order.amount_minor,
-                notify_id=uuid.uuid4().hex,
-                now=now_utc(),
-            )
-            body = sign_alipay(params, key)
-            await send_copies(client, url, body, copies, concurrent=i % 2 == 1, stats=stats)
-            if i == 0:
-                forged = body.replace(b"total_amount=1.00", b"total_amount=0.01")
-                await send_copies(client, url, forged, 1, concurrent=False, stats=stats)
-        wrong = alipay_payment(
-            app_id=app_id,
-            out_trade_no=mismatch,
-            amount_minor=50,
-            notify_id=uuid.uuid4().hex,
-            now=now_utc(),
-        )
-        await send_copies(client, url, sign_alipay(wrong, key), 2, concurrent=False, stats=stats)
-    print(f"paynotify: {stats.sent} sent; waiting for the stream and the sink", flush=True)
+    target = Target(f"http://{gateway.host}:{gateway.port}")
+    report = await simulate(plan, target, keys, rate=0, concurrency=copies, time_factor=20.0)
+    stats = report.total()
+    mismatch = plan.orders[-1].out_trade_no
+    print(f"paynotify: {stats.requests} sent; waiting for the stream and the sink", flush=True)
     return await asyncio.to_thread(
         _collect, gateway, sink, run, count, stats, mismatch, wait_s, alive
     )
@@ -154,7 +189,7 @@ def _collect(
     sink: SinkSettings,
     run: str,
     count: int,
-    stats: SendStats,
+    stats: Tally,
     mismatch: str,
     timeout: float,
     alive: Callable[[], None],
@@ -203,42 +238,11 @@ def _collect(
     return DemoResult(count, stats, paid, events, on_topic, mismatch_paid, odd)
 
 
-def count_paid_events(bootstrap_servers: str, topic: str, prefix: str) -> Counter[str]:
-    """Count committed ``order-paid`` records per order whose number starts with ``prefix``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"paynotify-count-{uuid.uuid4()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    parts = [TopicPartition(topic, p) for p in metadata.partitions]
-    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in parts}
-    consumer.assign([TopicPartition(topic, p.partition, 0) for p in parts])
-    counts: Counter[str] = Counter()
-    done: set[int] = {p for p, end in ends.items() if end == 0}
-    deadline = time.monotonic() + 30
-    while len(done) < len(parts) and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None or message.error():
-            continue
-        key = (message.key() or b"").decode()
-        if key.startswith(prefix):
-            counts[key] += 1
-        if message.offset() + 1 >= ends[message.partition()]:
-            done.add(message.partition())
-    consumer.close()
-    return counts
-
-
 def print_result(result: DemoResult) -> None:
     """Print what was sent and what landed, as a small table."""
     print("\npaynotify demo")
     print(f"  orders expected                 {result.orders} (+1 with a wrong amount)")
-    print(f"  notifications sent              {result.stats.sent}")
+    print(f"  notifications sent              {result.stats.requests}")
     for answer, n in sorted(result.stats.answers.items()):
         print(f"    answered {answer!r:<24} {n}")
     topic_total = sum(result.paid_events_on_topic.values())

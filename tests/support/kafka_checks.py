@@ -9,7 +9,7 @@ from collections import Counter
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from paynotify.demo import count_paid_events
+from paynotify.simulator.verification import count_paid_events
 
 __all__ = ["count_paid_events", "wait_group_caught_up"]
 

@@ -17,3 +17,16 @@ def write_public_pem(key: RSAPrivateKey, path: Path) -> Path:
         )
     )
     return path
+
+
+def write_private_pem(key: RSAPrivateKey, path: Path) -> Path:
+    """Write the private key as unencrypted PKCS#8 PEM and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path

@@ -112,3 +112,61 @@ def wait_http(url: str, timeout: float = 60.0, service: Service | None = None) -
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+PROVIDERS_ACCOUNTS = """
+[[accounts]]
+name = "shop-wechat"
+provider = "wechatpay"
+mchid = "{mchid}"
+appid = "{appid}"
+apiv3_key = "env:SIM_TEST_APIV3_KEY"
+platform_public_keys = {{ "{pub_key_id}" = "keys/wechat_public.pem" }}
+
+[[accounts]]
+name = "shop-stripe"
+provider = "stripe"
+signing_secrets = ["file:keys/stripe.secret"]
+
+[[accounts]]
+name = "partner"
+provider = "standardwebhooks"
+signing_secrets = ["{standard_secret}"]
+
+[[accounts]]
+name = "shop-adyen"
+provider = "adyen"
+hmac_keys = ["{adyen_key}"]
+"""
+
+
+def write_providers_config(
+    folder: Path, bootstrap: str, database: str
+) -> tuple[Path, int, str, dict[str, Path]]:
+    """Write a config with one account per provider (Alipay's is ``shop``) and the private keys
+    that play Alipay and WeChat Pay; return (path, port, prefix, {account: private key path}).
+
+    The WeChat APIv3 key is read from ``SIM_TEST_APIV3_KEY`` and the Stripe secret from a file,
+    so that the simulator's use of ``env:``/``file:`` secrets is exercised too.
+    """
+    from tests.support import adyen_signer, stripe_signer, wechatpay_signer
+    from tests.support import standardwebhooks_signer as sw_signer
+    from tests.support.keys import write_private_pem
+
+    path, port, prefix = write_config(folder, bootstrap, database)
+    keys = folder / "keys"
+    write_public_pem(signer.key(1), keys / "wechat_public.pem")
+    (keys / "stripe.secret").write_text(stripe_signer.SECRET + "\n")
+    accounts = PROVIDERS_ACCOUNTS.format(
+        mchid=wechatpay_signer.MCHID,
+        appid=wechatpay_signer.APPID,
+        pub_key_id=wechatpay_signer.PUB_KEY_ID,
+        standard_secret=sw_signer.SECRET,
+        adyen_key=adyen_signer.KEY,
+    )
+    path.write_text(path.read_text() + accounts)
+    private = {
+        "shop": write_private_pem(signer.key(0), keys / "alipay_private.pem"),
+        "shop-wechat": write_private_pem(signer.key(1), keys / "wechat_private.pem"),
+    }
+    return path, port, prefix, private

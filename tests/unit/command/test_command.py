@@ -42,6 +42,7 @@ def test_parser_knows_the_design_commands() -> None:
         ["orders", "add", "--out-trade-no", "o", "--account", "a", "--amount-minor", "1"],
         ["db", "upgrade"],
         ["kafka", "status"],
+        ["simulate", "--orders", "5", "--signing-key", "a=k.pem", "--verify"],
     ):
         assert parser.parse_args(argv).func is not None
 
@@ -62,3 +63,52 @@ def test_kafka_project_files_exist() -> None:
     properties = (KAFKA_PROJECT / "server.properties").read_text()
     assert "auto.create.topics.enable=false" in properties
     assert "transaction.state.log.min.isr=1" in properties
+
+
+def _alipay_config(tmp_path: Path) -> Path:
+    from tests.support import alipay as signer
+    from tests.support.keys import write_public_pem
+
+    write_public_pem(signer.key(0), tmp_path / "keys" / "alipay_public.pem")
+    config = tmp_path / "paynotify.toml"
+    config.write_text(
+        '[[accounts]]\nname = "shop"\nprovider = "alipay"\napp_id = "2021000000000000"\n'
+        'alipay_public_keys = ["keys/alipay_public.pem"]\n'
+    )
+    return config
+
+
+def test_main_simulate_without_the_alipay_signing_key_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _alipay_config(tmp_path)
+    assert main(["--config", str(config), "simulate", "--providers", "alipay"]) == 2
+    assert "needs --signing-key" in capsys.readouterr().err
+    assert main(["--config", str(config), "simulate"]) == 2  # nothing else to simulate
+    assert "no account to simulate" in capsys.readouterr().err
+
+
+def test_main_simulate_refuses_a_key_the_account_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support import alipay as signer
+    from tests.support.keys import write_private_pem
+
+    config = _alipay_config(tmp_path)
+    wrong = write_private_pem(signer.key(1), tmp_path / "wrong.pem")
+    argv = ["--config", str(config), "simulate", "--signing-key", f"shop={wrong}"]
+    assert main(argv) == 2
+    assert "matches no public key" in capsys.readouterr().err
+    assert main([*argv[:3], "--signing-key", "shop"]) == 2
+    assert "ACCOUNT=PATH" in capsys.readouterr().err
+
+
+def test_simulate_uses_the_demo_key_for_the_demo_configuration(tmp_path: Path) -> None:
+    from paynotify.demo import write_demo_config
+    from paynotify.simulator.command import _key_paths
+
+    config = write_demo_config(tmp_path / "demo")
+    paths = _key_paths([], config)
+    assert paths == {"shop-alipay": config.parent / "keys" / "alipay_private.pem"}
+    other = tmp_path / "other.pem"
+    assert _key_paths([f"shop-alipay={other}"], config) == {"shop-alipay": other}
