@@ -85,8 +85,6 @@ def create_app(
     worker = StreamWorker(app, settings)
     sender = worker.sender
     gate = install_commit_gate(app, sender.settle) if sender.exactly_once else asyncio.Lock()
-    if worker.sender.exactly_once:
-        log.warning("exactly_once is not proven with faust: see docs/reliability.md")
 
     @app.agent(worker.inputs, concurrency=1)
     async def orders_agent(stream: Any) -> None:

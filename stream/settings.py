@@ -45,7 +45,7 @@ def load_stream_settings(path: Path) -> StreamSettings:
     kafka: dict[str, Any] = doc.get("kafka", {})
     stream: dict[str, Any] = doc.get("stream", {})
     prefix = str(kafka.get("topic_prefix", ""))
-    guarantee = str(stream.get("processing_guarantee", "at_least_once"))
+    guarantee = str(stream.get("processing_guarantee", "exactly_once"))
     if guarantee not in ("at_least_once", "exactly_once"):
         raise StreamConfigError(
             "[stream] processing_guarantee must be at_least_once or exactly_once"
@@ -60,7 +60,7 @@ def load_stream_settings(path: Path) -> StreamSettings:
         app_id=str(stream.get("app_id", f"{prefix}paynotify-stream")),
         data_dir=path.parent / str(stream.get("data_dir", "var/stream")),
         processing_guarantee=guarantee,
-        commit_interval_s=float(stream.get("commit_interval_seconds", 1.0)),
+        commit_interval_s=float(stream.get("commit_interval_seconds", 0.2)),
         standby_replicas=int(stream.get("standby_replicas", 1)),
         pending_timeout_s=float(stream.get("pending_timeout_seconds", 3600.0)),
         retention_s=float(stream.get("retention_days", 30)) * 86400.0,

@@ -1,0 +1,204 @@
+"""How fast can one faust worker go on this machine, whatever the agent does? (issue 4's "if faust
+itself is the ceiling, say so").
+
+Pre-fills ``orders`` and ``payment-notifications`` (every payment twice, as in
+``bench/stream_throughput.py``), then runs, one after another on the same topics, faust workers
+that do less and less than ``paynotify stream``:
+
+- ``noop``: an agent over the same three input topics that only iterates the events;
+- ``table``: plus one get and one set of a RocksDB table (changelog) per record;
+- ``table-send``: plus one transactional send per record to an output topic (not awaited, as the
+  real worker does under exactly_once), through the same commit gate (``stream/eos.py``);
+- ``paynotify``: the real ``paynotify stream`` worker.
+
+Each is timed from "Worker ready" until its consumer group has committed every input offset;
+the rate is notifications (not orders) per second. Medians of ``--runs``.
+
+    .venv/bin/python bench/stream_ceiling.py --orders 10000 --runs 3 --guarantee exactly_once
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.records import NOTIFICATIONS_TOPIC
+from paynotify.broker import LocalBroker, free_port
+from stream.records import ORDERS_TOPIC, TICKS_TOPIC
+from tests.support.kafka_checks import committed, end_offsets
+from tests.support.stack import Service
+from tests.support.stream_load import fill, write_stream_config
+
+VARIANTS = ("noop", "table", "table-send", "paynotify")
+INPUTS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC)
+
+
+def serve(variant: str, bootstrap: str, prefix: str, guarantee: str, data_dir: str) -> None:
+    """Run one bare faust worker (in this process) until it is stopped."""
+    import faust
+
+    from stream.eos import install_commit_gate
+
+    app_id = f"{prefix}ceiling-{variant}"
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        store="rocksdb://",
+        datadir=data_dir,
+        topic_partitions=8,
+        topic_replication_factor=1,
+        processing_guarantee=guarantee,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_acks=-1,
+        producer_linger=0.005 if guarantee == "exactly_once" else 0.0,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*(prefix + t for t in (*INPUTS, TICKS_TOPIC)), partitions=8, **raw)
+    table = app.Table("ceiling", partitions=8, key_type=str, value_type=bytes)
+    output = prefix + "order-paid"
+    pending: list[asyncio.Future[Any]] = []
+
+    async def settle() -> None:
+        while pending:
+            await pending.pop()
+
+    eos = guarantee == "exactly_once"
+    gate = install_commit_gate(app, settle) if eos else asyncio.Lock()
+
+    @app.agent(inputs, concurrency=1)
+    async def agent(stream: Any) -> None:
+        async for event in stream.events():
+            async with gate:
+                if variant == "noop":
+                    continue
+                message = event.message
+                key = message.key.decode()
+                before = table.get(key)
+                table[key] = event.value if before is None else before
+                if variant == "table-send":
+                    group = app.assignor.group_for_topic(message.topic)
+                    tid = f"{app.conf.id}-{group}-{message.partition}" if eos else None
+                    future = await app.producer.send(
+                        output, message.key, event.value, None, None, None, transactional_id=tid
+                    )
+                    if eos:
+                        pending.append(future)
+                    else:
+                        await future
+
+    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+
+
+def wait_text(process: subprocess.Popen[bytes], log: Path, text: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"no {text!r}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def wait_consumed(bootstrap: str, group: str, ends: dict[str, dict[int, int]]) -> float:
+    """Wait until ``group`` has committed every input offset; return when it had."""
+    while True:
+        done = all(
+            committed(bootstrap, group, topic, 8).get(p, -1) >= end
+            for topic, by_partition in ends.items()
+            for p, end in by_partition.items()
+        )
+        if done:
+            return time.monotonic()
+        time.sleep(0.1)
+
+
+def run_once(folder: Path, bootstrap: str, variant: str, guarantee: str, orders: int) -> float:
+    """Return notifications per second for one variant on freshly filled topics."""
+    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=1.0)
+    fill(bootstrap, prefix, [f"c-{i}" for i in range(orders)], copies=2)
+    ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
+    if variant == "paynotify":
+        worker = Service("stream", config)
+        worker.start()
+        try:
+            started = wait_text_service(worker)
+            finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
+        finally:
+            worker.stop()
+    else:
+        log = folder / f"{variant}-{uuid.uuid4().hex[:6]}.log"
+        command = [sys.executable, __file__, "--serve", variant, "--bootstrap", bootstrap]
+        command += ["--prefix", prefix, "--guarantee", guarantee]
+        command += ["--data-dir", str(folder / f"data-{uuid.uuid4().hex[:6]}")]
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            started = wait_text(process, log, "Worker ready", 120)
+            finished = wait_consumed(bootstrap, f"{prefix}ceiling-{variant}", ends)
+        finally:
+            process.terminate()
+            process.wait(30)
+    return 2 * orders / (finished - started)
+
+
+def wait_text_service(worker: Service, timeout: float = 120.0) -> float:
+    deadline = time.monotonic() + timeout
+    while "Worker ready" not in worker.output():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"worker not ready:\n{worker.output()[-2000:]}")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--guarantee", default="exactly_once")
+    parser.add_argument("--variant", action="append", choices=VARIANTS, default=[])
+    parser.add_argument("--serve", choices=VARIANTS[:-1], help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.bootstrap, args.prefix, args.guarantee, args.data_dir)
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="paynotify-ceiling-"))
+    broker = LocalBroker(folder / "kafka", port=free_port())
+    broker.start()
+    results: dict[str, list[float]] = {}
+    try:
+        for run in range(args.runs):
+            for variant in args.variant or VARIANTS:
+                rate = run_once(folder / f"{variant}-{run}", broker.bootstrap_servers,
+                                variant, args.guarantee, args.orders)  # fmt: skip
+                results.setdefault(variant, []).append(rate)
+                print(f"{args.guarantee} {variant} run {run}: {rate:,.0f} notifications/s",
+                      flush=True)  # fmt: skip
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    summary = {
+        variant: {"median": round(statistics.median(rates)), "runs": [round(r) for r in rates]}
+        for variant, rates in results.items()
+    }
+    print(json.dumps({"guarantee": args.guarantee, "orders": args.orders, **summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
