@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import LocalBroker, free_port
+from stream.app import BATCH_BYTES
 from stream.records import ORDERS_TOPIC, TICKS_TOPIC
 from tests.support.kafka_checks import committed, end_offsets
 from tests.support.stack import Service
@@ -64,6 +66,7 @@ def serve(variant: str, bootstrap: str, prefix: str, guarantee: str, data_dir: s
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        producer_max_batch_size=BATCH_BYTES,
         producer_linger=0.005 if guarantee == "exactly_once" else 0.0,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -112,6 +115,12 @@ def wait_text(process: subprocess.Popen[bytes], log: Path, text: str, timeout: f
     return time.monotonic()
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_consumed(bootstrap: str, group: str, ends: dict[str, dict[int, int]]) -> float:
     """Wait until ``group`` has committed every input offset; return when it had."""
     while True:
@@ -125,8 +134,11 @@ def wait_consumed(bootstrap: str, group: str, ends: dict[str, dict[int, int]]) -
         time.sleep(0.1)
 
 
-def run_once(folder: Path, bootstrap: str, variant: str, guarantee: str, orders: int) -> float:
-    """Return notifications per second for one variant on freshly filled topics."""
+def run_once(
+    folder: Path, bootstrap: str, variant: str, guarantee: str, orders: int
+) -> tuple[float, float]:
+    """Return notifications per second for one variant on freshly filled topics, and the share
+    of one core its worker used meanwhile."""
     config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=1.0)
     fill(bootstrap, prefix, [f"c-{i}" for i in range(orders)], copies=2)
     ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
@@ -135,7 +147,10 @@ def run_once(folder: Path, bootstrap: str, variant: str, guarantee: str, orders:
         worker.start()
         try:
             started = wait_text_service(worker)
+            assert worker.process is not None
+            pid, used = worker.process.pid, cpu_seconds(worker.process.pid)
             finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
+            used = cpu_seconds(pid) - used
         finally:
             worker.stop()
     else:
@@ -147,11 +162,13 @@ def run_once(folder: Path, bootstrap: str, variant: str, guarantee: str, orders:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             started = wait_text(process, log, "Worker ready", 120)
+            used = cpu_seconds(process.pid)
             finished = wait_consumed(bootstrap, f"{prefix}ceiling-{variant}", ends)
+            used = cpu_seconds(process.pid) - used
         finally:
             process.terminate()
             process.wait(30)
-    return 2 * orders / (finished - started)
+    return 2 * orders / (finished - started), used / (finished - started)
 
 
 def wait_text_service(worker: Service, timeout: float = 120.0) -> float:
@@ -181,19 +198,25 @@ def main() -> int:
     broker = LocalBroker(folder / "kafka", port=free_port())
     broker.start()
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     try:
         for run in range(args.runs):
             for variant in args.variant or VARIANTS:
-                rate = run_once(folder / f"{variant}-{run}", broker.bootstrap_servers,
-                                variant, args.guarantee, args.orders)  # fmt: skip
+                rate, share = run_once(folder / f"{variant}-{run}", broker.bootstrap_servers,
+                                       variant, args.guarantee, args.orders)  # fmt: skip
                 results.setdefault(variant, []).append(rate)
-                print(f"{args.guarantee} {variant} run {run}: {rate:,.0f} notifications/s",
-                      flush=True)  # fmt: skip
+                cpu.setdefault(variant, []).append(share)
+                print(f"{args.guarantee} {variant} run {run}: {rate:,.0f} notifications/s, "
+                      f"worker CPU {share:.0%} of a core", flush=True)  # fmt: skip
     finally:
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
     summary = {
-        variant: {"median": round(statistics.median(rates)), "runs": [round(r) for r in rates]}
+        variant: {
+            "median": round(statistics.median(rates)),
+            "runs": [round(r) for r in rates],
+            "cpu_share_median": round(statistics.median(cpu[variant]), 2),
+        }
         for variant, rates in results.items()
     }
     print(json.dumps({"guarantee": args.guarantee, "orders": args.orders, **summary}, indent=2))

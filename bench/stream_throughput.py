@@ -96,7 +96,7 @@ def throughput(folder: Path, bootstrap: str, guarantee: str, orders: int) -> flo
 
 def latency(folder: Path, bootstrap: str, guarantee: str, rate: int, seconds: int) -> list[float]:
     """Return per-order latencies (ms) from notification record to its order-paid record."""
-    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=0.1)
+    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=0.2)
     worker = Service("stream", config)
     worker.start()
     try:

@@ -23,7 +23,8 @@ from typing import Any
 import faust
 
 from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
-from stream.eos import install_commit_gate
+from stream.eos import CommitGate, install_commit_gate
+from stream.highwater import install_stable_highwaters
 from stream.records import (
     ANOMALIES_TOPIC,
     EVENT_NAMESPACE,
@@ -38,6 +39,7 @@ from stream.records import (
     OrderPaid,
     OrderRefunded,
 )
+from stream.schedule import DueSchedule
 from stream.seek import install_safe_seek
 from stream.settings import StreamSettings
 from stream.state import due_at
@@ -48,6 +50,9 @@ log = logging.getLogger("paynotify.stream")
 # Under exactly_once nothing waits for a single record, so the producers batch for a few ms
 # instead of writing one small request per record (py-spy: a fifth of the time in socket writes).
 EOS_LINGER_S = 0.005
+# faust's default (16 KiB) fills a partition's batch with a dozen state records; the next record
+# then waits a whole round trip for that batch to drain (one batch in flight per partition).
+BATCH_BYTES = 512 * 1024
 TABLES = ("order-state", "order-due")  # the order states; when each order is next due for a tick
 OUTPUT_TOPIC_OF: dict[type, str] = {
     OrderPaid: ORDER_PAID_TOPIC,
@@ -77,20 +82,27 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         producer_acks=-1,
+        producer_max_batch_size=BATCH_BYTES,
         producer_linger=EOS_LINGER_S if settings.processing_guarantee == "exactly_once" else 0.0,
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
     )
     install_safe_seek(app)  # before the consumer exists: see stream/seek.py
+    install_stable_highwaters(app)  # and stream/highwater.py
     worker = StreamWorker(app, settings)
     sender = worker.sender
-    gate = install_commit_gate(app, sender.settle) if sender.exactly_once else asyncio.Lock()
+    gate = install_commit_gate(app, sender.settle) if sender.exactly_once else CommitGate()
 
     @app.agent(worker.inputs, concurrency=1)
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
             async with gate:
-                await worker.handle(event.message, event.value)
+                if not gate.paused:  # paused: a rebalance; the event is read again after it
+                    await worker.handle(event.message, event.value)
+
+    @app.on_partitions_revoked.connect
+    async def forget_schedule(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        worker.schedule.forget()
 
     @app.timer(settings.tick_interval_s)
     async def clock() -> None:
@@ -120,6 +132,7 @@ class StreamWorker:
         self.table = app.Table(TABLES[0], partitions=settings.partitions, key_type=str)
         self.due = app.Table(TABLES[1], partitions=settings.partitions, key_type=str)
         self.sender = EventSender(app, settings)
+        self.schedule = DueSchedule()  # rebuilt from ``due`` after every rebalance
         self.routes = {
             settings.topic(name): name for name in (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
         }
@@ -160,6 +173,7 @@ class StreamWorker:
         entry = {"p": partition, "at": at.astimezone(UTC).isoformat(timespec="microseconds")}
         if self.due.get(key) != entry:
             self.due[key] = entry
+            self.schedule.add(partition, key, entry["at"])
 
     def horizons(self) -> tuple[float, float]:
         """Return (pending timeout, retention) in seconds."""
@@ -169,13 +183,16 @@ class StreamWorker:
         """Apply a tick to every order of this partition that is due."""
         now = str(json.loads(value)["now"])
         tick = Tick(now, *self.horizons())
-        due = [
-            key
-            for key, entry in list(self.due.items())
-            if entry["p"] == message.partition and entry["at"] <= now
-        ]
-        for key in due:
-            await self.step(message, key, tick)
+        partition = message.partition
+        if not self.schedule.loaded(partition):  # first tick since this worker got it
+            entries = [(e["at"], k) for k, e in list(self.due.items()) if e["p"] == partition]
+            self.schedule.load(partition, entries)
+        for key in self.schedule.pop_due(partition, now):
+            entry = self.due.get(key)  # the heap may hold entries that have moved or gone
+            if entry is not None and entry["p"] == partition and entry["at"] <= now:
+                await self.step(message, key, tick)
+                if self.due.get(key) == entry:  # still due as before: try again next tick
+                    self.schedule.add(partition, key, entry["at"])
 
     async def send_ticks(self, now: datetime) -> None:
         """Send one tick to every partition of the ticks topic this worker owns."""

@@ -99,3 +99,16 @@ async def test_agent_tick_reports_a_payment_whose_order_never_came(harness: Harn
     later = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
     await harness.put(TICKS_TOPIC, later)
     assert [getattr(o, "reason", "") for o in harness.sender.sent] == ["order_missing"]
+
+
+async def test_agent_tick_finds_orders_that_became_due_after_its_first_tick(
+    harness: Harness,
+) -> None:
+    early = json.dumps({"now": "2000-01-01T00:00:00+00:00"}).encode()
+    await harness.put(TICKS_TOPIC, early)  # builds partition 0's schedule: nothing due yet
+    assert harness.worker.schedule.loaded(0)
+    await harness.put(NOTIFICATIONS_TOPIC, note().to_bytes())
+    later = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
+    await harness.put(TICKS_TOPIC, later)
+    await harness.put(TICKS_TOPIC, later)  # reported once, not at every tick
+    assert [getattr(o, "reason", "") for o in harness.sender.sent] == ["order_missing"]
