@@ -181,6 +181,7 @@ class SeedPeer:
     postgres: LocalPostgres | None = None
     server: Process | None = None
     redis: Process | None = None
+    success_answer: str = "200 SUCCESS"  # what the handler answers when it takes a notification
 
     @property
     def url(self) -> str:
@@ -205,7 +206,7 @@ class SeedPeer:
             self.start_redis()
             self.postgres = LocalPostgres()
             self.postgres.init()
-            with self._connect() as conn:
+            with self.connect() as conn:
                 conn.execute(SCHEMA)
             self.server = Process([str(binary)], self.folder / "seed-gin.log")
             self.serve(self.db_delay)
@@ -271,26 +272,21 @@ class SeedPeer:
             sock.sendall(command)
             return sock.recv(64).startswith(b":1")
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """Open an autocommit connection to the peer's database."""
         assert self.postgres is not None
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.postgres.port,
-            user="paynotify",
-            dbname="paynotify",
-            autocommit=True,
-        )
+        return self.postgres.connect()
 
     def add_orders(self, orders: list[tuple[str, int]]) -> None:
         """Insert unpaid orders (out_trade_no, amount in minor units)."""
-        with self._connect() as conn, conn.cursor() as cur:
+        with self.connect() as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO orders (out_trade_no, amount_minor) VALUES (%s, %s)", orders
             )
 
     def counts(self) -> Counts:
         """Return the paid orders and the effects per order."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             paid = conn.execute("SELECT out_trade_no FROM orders WHERE status = 'paid'")
             effects = conn.execute(
                 "SELECT out_trade_no, count(*) FROM payment_effects GROUP BY out_trade_no"
