@@ -19,7 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
 
@@ -29,24 +31,56 @@ from tests.support import alipay as signer
 from tests.support.gateway_requests import wait_ready
 from tests.support.keys import write_public_pem
 
+THREADS = 2
 LUA = """
-local bodies = {%s}
-local i = 0
+-- Replays the bodies of a file, one a line; wrk's threads take every THREADS-th body in turn.
+local bodies = {}
+for line in io.lines("%s") do bodies[#bodies + 1] = line end
 local pause = %d
+local step = %d
+local threads = {}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+setup = function(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+init = function(args)
+  i = id + 1 - step
+  wraps = 0
+  answers = {}
+end
 request = function()
-  i = i %% #bodies + 1
+  i = i + step
+  if i > #bodies then
+    i = i - #bodies
+    wraps = wraps + 1
+  end
   return wrk.format(nil, nil, nil, bodies[i])
+end
+response = function(status, headers, body)
+  local key = status .. " " .. string.gsub(string.sub(body or "", 1, 24), "[^%%w_ .-]", "?")
+  answers[key] = (answers[key] or 0) + 1
 end
 if pause > 0 then delay = function() return pause end end
 done = function(summary, latency, requests)
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read
     + summary.errors.write + summary.errors.timeout
+  local total, wrapped = {}, 0
+  for _, thread in ipairs(threads) do
+    for key, n in pairs(thread:get("answers")) do total[key] = (total[key] or 0) + n end
+    wrapped = wrapped + thread:get("wraps")
+  end
+  local parts = {}
+  for key, n in pairs(total) do parts[#parts + 1] = string.format('"%%s": %%d', key, n) end
+  local cdf = {}
+  for _, p in ipairs({1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9}) do
+    cdf[#cdf + 1] = string.format('["%%s", %%f]', p, latency:percentile(p) / 1e3)
+  end
   io.write(string.format('RESULT {"requests": %%d, "bad": %%d, "seconds": %%f, '
-    .. '"p50_ms": %%f, "p99_ms": %%f}\\n',
+    .. '"p50_ms": %%f, "p99_ms": %%f, "wraps": %%d, "answers": {%%s}, "percentiles_ms": [%%s]}\\n',
     summary.requests, bad, summary.duration / 1e6, latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3))
+    latency:percentile(99) / 1e3, wrapped, table.concat(parts, ", "), table.concat(cdf, ", ")))
 end
 """
 
@@ -64,14 +98,25 @@ def write_config(folder: Path, bootstrap: str, port: int) -> Path:
     return config
 
 
+def write_bodies(path: Path, bodies: Iterable[bytes]) -> Path:
+    """Write form bodies one a line (they are URL-encoded ASCII, so hold no newline)."""
+    path.write_bytes(b"".join(body + b"\n" for body in bodies))
+    return path
+
+
+def write_lua(bodies: Path, pause_ms: int) -> Path:
+    """Write a wrk script replaying ``bodies`` (one a line) with a per-request pause."""
+    script = bodies.with_name(f"{bodies.stem}_{pause_ms}.lua")
+    script.write_text(LUA % (bodies, pause_ms, THREADS), encoding="utf-8")
+    return script
+
+
 def write_script(folder: Path, pause_ms: int) -> Path:
     """Write the wrk Lua script replaying 1,000 pre-signed notifications."""
-    bodies = ",".join(
-        json.dumps(signer.sign(signer.payment(f"bench-{i}")).decode()) for i in range(1000)
-    )
-    script = folder / f"alipay_{pause_ms}.lua"
-    script.write_text(LUA % (bodies, pause_ms), encoding="utf-8")
-    return script
+    bodies = folder / "alipay.txt"
+    if not bodies.is_file():
+        write_bodies(bodies, (signer.sign(signer.payment(f"bench-{i}")) for i in range(1000)))
+    return write_lua(bodies, pause_ms)
 
 
 def start_gateway(config: Path, port: int, workers: int, app: str) -> subprocess.Popen[bytes]:
@@ -86,12 +131,12 @@ def start_gateway(config: Path, port: int, workers: int, app: str) -> subprocess
     return process
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
-    """Run wrk once and return its RESULT line."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
+    """Run wrk once and return its RESULT line, with ``accepted_per_s`` (non-error answers)."""
+    command = ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    result: dict[str, float] = json.loads(line[7:])
+    result: dict[str, Any] = json.loads(line[7:])
     result["accepted_per_s"] = (result["requests"] - result["bad"]) / result["seconds"]
     return result
 

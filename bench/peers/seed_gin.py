@@ -1,6 +1,7 @@
 """Run the seed article's Go handler (``bench/peers/seed-gin``) as a peer to measure.
 
-``SeedPeer`` builds the Go binary (cached under ``$PAYNOTIFY_CACHE``, keyed by the sources), starts
+``SeedPeer`` builds the Go binary (cached under ``$PAYNOTIFY_CACHE``, keyed by the sources; Go
+itself is fetched by ``bench.peers.go_toolchain`` when no new enough one is installed), starts
 a private Redis (Debian's ``redis-server``, persistence off) and a private PostgreSQL
 (``tests.support.postgres.LocalPostgres``), creates the ``orders`` and ``payment_effects`` tables
 and serves the handler on a free port. Its hooks inject faults: ``kill_server`` (kill -9),
@@ -28,12 +29,12 @@ from types import TracebackType
 
 import psycopg
 
+from bench.peers.go_toolchain import ToolchainUnavailable, ensure_go, log
 from paynotify.broker import cache_dir, free_port
 from tests.support.apt import AptUnavailable, apt_install
 from tests.support.postgres import LocalPostgres
 
 SOURCES = Path(__file__).resolve().parent / "seed-gin"
-GO_CANDIDATES = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
 NOTIFY_PATH = "/notify/alipay"
 SCHEMA = """
 CREATE TABLE orders (
@@ -55,18 +56,6 @@ class PeerUnavailable(RuntimeError):
     """Go or redis-server could not be found or installed, or the peer did not start."""
 
 
-def find_go() -> Path:
-    """Return the ``go`` command from PATH or Go's usual install folders.
-
-    Raises:
-        PeerUnavailable: no Go toolchain here.
-    """
-    found = shutil.which("go") or next((p for p in GO_CANDIDATES if Path(p).is_file()), None)
-    if found is None:
-        raise PeerUnavailable("no Go toolchain (go on PATH or /usr/local/go/bin)")
-    return Path(found)
-
-
 def build() -> Path:
     """Build the peer once per version of its sources and return the binary.
 
@@ -79,14 +68,22 @@ def build() -> Path:
     binary = cache_dir() / "seed-gin" / digest.hexdigest()[:16] / "seed-gin"
     if binary.is_file():
         return binary
-    go = find_go()
+    try:
+        go = ensure_go(SOURCES / "go.mod")
+    except ToolchainUnavailable as exc:
+        raise PeerUnavailable(str(exc)) from exc
+    log(f"building the peer with {go}")
     done = subprocess.run(
         [str(go), "build", "-o", str(binary), "."],
         cwd=SOURCES,
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PATH": f"{go.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={
+            **os.environ,
+            "PATH": f"{go.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "GOTOOLCHAIN": "local",
+        },
     )
     if done.returncode != 0:
         raise PeerUnavailable(f"go build failed:\n{done.stderr[-3000:]}")
@@ -184,6 +181,7 @@ class SeedPeer:
     postgres: LocalPostgres | None = None
     server: Process | None = None
     redis: Process | None = None
+    success_answer: str = "200 SUCCESS"  # what the handler answers when it takes a notification
 
     @property
     def url(self) -> str:
@@ -208,7 +206,7 @@ class SeedPeer:
             self.start_redis()
             self.postgres = LocalPostgres()
             self.postgres.init()
-            with self._connect() as conn:
+            with self.connect() as conn:
                 conn.execute(SCHEMA)
             self.server = Process([str(binary)], self.folder / "seed-gin.log")
             self.serve(self.db_delay)
@@ -274,26 +272,21 @@ class SeedPeer:
             sock.sendall(command)
             return sock.recv(64).startswith(b":1")
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """Open an autocommit connection to the peer's database."""
         assert self.postgres is not None
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.postgres.port,
-            user="paynotify",
-            dbname="paynotify",
-            autocommit=True,
-        )
+        return self.postgres.connect()
 
     def add_orders(self, orders: list[tuple[str, int]]) -> None:
         """Insert unpaid orders (out_trade_no, amount in minor units)."""
-        with self._connect() as conn, conn.cursor() as cur:
+        with self.connect() as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO orders (out_trade_no, amount_minor) VALUES (%s, %s)", orders
             )
 
     def counts(self) -> Counts:
         """Return the paid orders and the effects per order."""
-        with self._connect() as conn:
+        with self.connect() as conn:
             paid = conn.execute("SELECT out_trade_no FROM orders WHERE status = 'paid'")
             effects = conn.execute(
                 "SELECT out_trade_no, count(*) FROM payment_effects GROUP BY out_trade_no"

@@ -16,15 +16,38 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from paynotify.simulator import FORM, alipay_payment, generate_key, now_utc, sign_alipay
 
+
+class Counts(Protocol):
+    """Which orders are paid, and how many effects each set off."""
+
+    paid: set[str]
+    effects: dict[str, int]
+
+
 if TYPE_CHECKING:
     from bench.peers.seed_gin import SeedPeer
+
+
+class Peer(Protocol):
+    """What the generic scenarios need of a system: the seed peer, or paynotify's stack."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def success_answer(self) -> str: ...
+
+    def add_orders(self, orders: list[tuple[str, int]]) -> None: ...
+
+    def counts(self) -> Counts: ...
+
 
 APP_ID = "2021000000000000"
 AMOUNT_MINOR = 4200
@@ -59,7 +82,7 @@ def forger_key() -> RSAPrivateKey:
     return generate_key()
 
 
-def new_orders(peer: SeedPeer, n: int) -> list[str]:
+def new_orders(peer: Peer, n: int) -> list[str]:
     """Insert ``n`` fresh unpaid orders and return their numbers."""
     numbers = [f"seed-{uuid.uuid4().hex[:16]}" for _ in range(n)]
     peer.add_orders([(no, AMOUNT_MINOR) for no in numbers])
@@ -88,7 +111,7 @@ def send(client: httpx.Client, url: str, body: bytes) -> str:
 
 
 def measure(
-    peer: SeedPeer, scenario: str, orders: list[str], genuine: dict[str, list[str]]
+    peer: Peer, scenario: str, orders: list[str], genuine: dict[str, list[str]]
 ) -> Measurement:
     """Count paid, lost and duplicated orders; ``genuine`` maps order -> its genuine answers."""
     counts = peer.counts()
@@ -100,11 +123,11 @@ def measure(
         result.paid += paid
         result.effects += effects
         result.duplicated += effects > 1
-        result.lost += (not paid) and "200 SUCCESS" in genuine.get(no, [])
+        result.lost += (not paid) and peer.success_answer in genuine.get(no, [])
     return result
 
 
-def genuine_copies(peer: SeedPeer, key: RSAPrivateKey, copies: int) -> Measurement:
+def genuine_copies(peer: Peer, key: RSAPrivateKey, copies: int) -> Measurement:
     """One order, ``copies`` genuine copies one after another."""
     [no] = new_orders(peer, 1)
     with httpx.Client(timeout=30) as client:
@@ -112,7 +135,7 @@ def genuine_copies(peer: SeedPeer, key: RSAPrivateKey, copies: int) -> Measureme
     return measure(peer, f"genuine x{copies}", [no], {no: answers})
 
 
-def genuine_burst(peer: SeedPeer, key: RSAPrivateKey, orders: int, copies: int) -> Measurement:
+def genuine_burst(peer: Peer, key: RSAPrivateKey, orders: int, copies: int) -> Measurement:
     """For each order, ``copies`` genuine copies at once: one holds the lock, the rest lose it."""
     numbers = new_orders(peer, orders)
     answers: dict[str, list[str]] = {}
@@ -123,7 +146,7 @@ def genuine_burst(peer: SeedPeer, key: RSAPrivateKey, orders: int, copies: int) 
     return measure(peer, f"genuine burst x{copies}", numbers, answers)
 
 
-def forged_probe(peer: SeedPeer) -> Measurement:
+def forged_probe(peer: Peer) -> Measurement:
     """A forged notification for a real order and one for an order that does not exist."""
     [no] = new_orders(peer, 1)
     missing = f"seed-missing-{uuid.uuid4().hex[:8]}"
@@ -135,7 +158,7 @@ def forged_probe(peer: SeedPeer) -> Measurement:
     return result
 
 
-def wrong_status_and_amount(peer: SeedPeer, key: RSAPrivateKey) -> Measurement:
+def wrong_status_and_amount(peer: Peer, key: RSAPrivateKey) -> Measurement:
     """Genuinely signed, but TRADE_CLOSED and for a tenth of the amount: must not pay."""
     [no] = new_orders(peer, 1)
     body = notification(no, key, trade_status="TRADE_CLOSED", total_amount="0.42")
@@ -223,7 +246,7 @@ def ttl_expiry(peer: SeedPeer, key: RSAPrivateKey, margin: float = 0.5) -> Measu
 
 
 def forged_flood(
-    peer: SeedPeer, key: RSAPrivateKey, orders: int = 20, senders: int = 4, padding: int = 65536
+    peer: Peer, key: RSAPrivateKey, orders: int = 20, senders: int = 4, padding: int = 65536
 ) -> Measurement:
     """Forged copies (with a long ``body`` field) hammer each order; one genuine copy is sent."""
     numbers = new_orders(peer, orders)

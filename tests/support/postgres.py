@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from paynotify.broker import free_port
 from tests.support.apt import AptUnavailable, apt_install
 
@@ -87,6 +89,12 @@ class LocalPostgres:
         if self.user is not None:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
+
+    def connect(self, database: str = "paynotify") -> psycopg.Connection[tuple[object, ...]]:
+        """Open an autocommit connection as the ``paynotify`` user."""
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user="paynotify", dbname=database, autocommit=True
+        )
 
     def init(self) -> None:
         """Create the cluster and the ``paynotify`` database."""
