@@ -165,7 +165,8 @@ async def run_one(
 ) -> Row:
     """Play one plan against the seed with one fault; return the counts."""
     seed = args.seed + FAULTS.index(fault)
-    options = mix(args.orders, seed, f"seed{seed:x}")  # the same mix as paynotify's fault suite
+    # The same mix as paynotify's fault suite; one run id per fault and way of judging.
+    options = mix(args.orders, seed, f"seed{seed}{'s' if lenient else 'a'}")
     the_plan = plan(options, signing.plan_accounts(keys))
     peer.add_orders([(o.out_trade_no, o.amount_minor) for o in the_plan.orders])
     recorder = Recorder(lenient)

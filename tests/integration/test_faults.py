@@ -97,6 +97,7 @@ def assert_invariants(outcome: Outcome, size: Size) -> None:
             ),
         ]
     )
+    assert not outcome.exited, f"services died by themselves: {outcome.exited}\n{detail}"
     assert outcome.injected == outcome.injected_under_load == size.faults, detail
     assert total.gave_up == 0, detail
     assert outcome.lost == 0, detail

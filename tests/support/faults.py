@@ -135,6 +135,14 @@ class FaultStack:
         """Stop every service (SIGTERM); return their exit codes."""
         return {name: service.stop() for name, service in self.services.items()}
 
+    def exited(self) -> dict[str, int]:
+        """Return the services whose process ended on its own, with their exit codes."""
+        return {
+            name: code
+            for name, service in self.services.items()
+            if service.process is not None and (code := service.process.poll()) is not None
+        }
+
     def unhandled(self) -> dict[str, list[str]]:
         """Return, per service, the log lines that show an unhandled error."""
         found: dict[str, list[str]] = {}
@@ -163,6 +171,7 @@ class Outcome:
     injected_under_load: int
     db_duplicates: int
     unhandled: dict[str, list[str]]
+    exited: dict[str, int] = field(default_factory=dict)  # services that died by themselves
     fault_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -236,7 +245,8 @@ class Outcome:
             f"(spurious refund_invalid anomalies {len(self.stale_refunds)}) "
             f"(forged/tampered refused {refused}, not refused {other}), "
             f"{self.verification.paid_events} order.paid on the topic, "
-            f"unhandled errors {sum(len(v) for v in self.unhandled.values())}; "
+            f"unhandled errors {sum(len(v) for v in self.unhandled.values())}, "
+            f"services exited by themselves {self.exited or 0}; "
             f"simulated {self.report.elapsed_s:.0f}s, verified {self.verification.elapsed_s:.0f}s"
         )
 
@@ -264,6 +274,7 @@ class Outcome:
             "paid_events": self.verification.paid_events,
             "problems": dict(self.problems),
             "unhandled": {k: len(v) for k, v in self.unhandled.items()},
+            "exited": self.exited,
             "answers": dict(total.answers),
         }
 
@@ -363,5 +374,6 @@ async def run_with_faults(
         injected_under_load=under_load,
         db_duplicates=duplicated_rows(stack, prefix),
         unhandled={},  # filled in once the services stopped
+        exited=stack.exited(),
         fault_seconds=seconds,
     )
