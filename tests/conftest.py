@@ -17,6 +17,16 @@ from tests.support.postgres import LocalPostgres
 T = TypeVar("T")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults",
+        choices=("short", "long"),
+        default=os.environ.get("PAYNOTIFY_FAULTS", "short"),
+        help="size of the fault-injection suite (-m faults): short (CI) or long; "
+        "default $PAYNOTIFY_FAULTS or short",
+    )
+
+
 def _unavailable(what: str, exc: Exception) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required when CI is set, but could not be started: {exc}")

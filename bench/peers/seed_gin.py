@@ -300,7 +300,8 @@ class SeedPeer:
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario against a fresh peer and print the measurements."""
     from bench.peers import seed_scenarios
-    from paynotify.simulator import generate_key, write_key_pair
+    from bench.peers.seed_scenarios import generate_key
+    from paynotify.demo import write_key_pair
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--flood-orders", type=int, default=20, help="orders under forged flood")

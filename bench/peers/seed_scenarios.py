@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING, Protocol
 import httpx
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from paynotify.simulator import FORM, alipay_payment, generate_key, now_utc, sign_alipay
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from paynotify.simulator.payloads import alipay_params
+from paynotify.simulator.plan import Delivery, Expected, Message, PlannedOrder
+from paynotify.simulator.signers import FORM, encode_form, sign_alipay
 
 
 class Counts(Protocol):
@@ -89,22 +93,33 @@ def new_orders(peer: Peer, n: int) -> list[str]:
     return numbers
 
 
+def generate_key() -> RSAPrivateKey:
+    """Return a fresh 2048-bit RSA key (playing Alipay's, or a forger's)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def notification(out_trade_no: str, key: RSAPrivateKey, **changes: str) -> bytes:
     """Return a signed TRADE_SUCCESS form body for the order (``changes`` before signing)."""
-    params = alipay_payment(
-        app_id=APP_ID,
+    message = Message("payment", uuid.uuid4().hex, AMOUNT_MINOR, (Delivery(0.0),))
+    order = PlannedOrder(
         out_trade_no=out_trade_no,
+        provider="alipay",
+        account="seed",
         amount_minor=AMOUNT_MINOR,
-        notify_id=uuid.uuid4().hex,
-        now=now_utc(),
+        currency="CNY",
+        scenario=("paid",),
+        messages=(message,),
+        expected=Expected("paid", paid_events=1),
+        payment_ref=uuid.uuid4().hex,
     )
-    return sign_alipay({**params, **changes}, key)
+    params = alipay_params(order, message, app_id=APP_ID, seller_id=None, now=time.time())
+    return encode_form(sign_alipay({**params, **changes}, key))
 
 
 def send(client: httpx.Client, url: str, body: bytes) -> str:
     """POST one notification; return ``"<status> <text>"`` or ``"no answer"``."""
     try:
-        response = client.post(url, content=body, headers=FORM)
+        response = client.post(url, content=body, headers={"content-type": FORM})
     except httpx.TransportError:
         return "no answer"
     return f"{response.status_code} {response.text}"

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bench.peers import seed_scenarios as scenarios
 from bench.peers.seed_gin import SeedPeer
-from paynotify.simulator import generate_key, write_key_pair
+from bench.peers.seed_scenarios import generate_key
+from paynotify.demo import write_key_pair
 
 pytestmark = pytest.mark.integration
 
