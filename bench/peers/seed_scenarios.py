@@ -19,9 +19,8 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from paynotify.simulator.payloads import alipay_params
 from paynotify.simulator.plan import Delivery, Expected, Message, PlannedOrder
