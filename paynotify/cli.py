@@ -89,6 +89,13 @@ JSON_LOG_CONFIG = {
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    if not args.worker:  # supervise a worker process: see paynotify/supervisor.py
+        from paynotify.supervisor import supervise
+
+        command = [sys.executable, "-m", "paynotify.cli", "--log-level", args.log_level]
+        if args.config:
+            command += ["--config", args.config]
+        return supervise([*command, "stream", "--worker"], "stream")
     import faust
 
     from stream.app import create_app, ensure_changelogs, mark_clean_stop, prepare_data_dir
@@ -227,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo-orders", type=int, default=20)
     up.set_defaults(func=cmd_up)
     for name, func in (("gateway", cmd_gateway), ("stream", cmd_stream), ("sink", cmd_sink)):
-        sub.add_parser(name, help=f"run the {name} service").set_defaults(func=func)
+        service = sub.add_parser(name, help=f"run the {name} service")
+        service.set_defaults(func=func)
+        if name == "stream":  # the supervised child: see paynotify/supervisor.py
+            service.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     orders = sub.add_parser("orders", help="expected orders").add_subparsers(
         dest="action", required=True
     )

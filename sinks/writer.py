@@ -387,7 +387,11 @@ def record_refunds(conn: Connection, new: Sequence[tuple[Event, str]], batch: _B
     for event, source in new:
         if not isinstance(event, OrderRefunded):
             continue
-        if event.amount_minor <= 0 or not event.refund_id:
+        if event.amount_minor == 0 and event.refund_id:
+            # a cumulative refunded total (Alipay refund_fee, Stripe amount_refunded) that came
+            # after a larger one: the stream emits it as 0, as nothing is left for it to add
+            continue
+        if event.amount_minor < 0 or not event.refund_id:
             _refund_anomaly(batch, "refund_invalid", event, source)
             continue
         sources[event.event_id] = (event, source)

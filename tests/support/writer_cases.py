@@ -242,6 +242,24 @@ def check_refund_above_paid_is_rejected_and_reported(engine: Engine) -> None:
     assert reasons == ["refund_exceeds_paid"]
 
 
+def check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine: Engine) -> None:
+    """An older cumulative refunded total handled after a newer one reaches the sink as an
+    ``order.refunded`` of 0: its event is kept, and it changes nothing."""
+    records = [
+        Record(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
+        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 60, 60).to_bytes(), "r/0/1"),
+        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 0, 60).to_bytes(), "r/0/2"),
+    ]
+    write_records(engine, records)
+    with engine.connect() as conn:
+        row = conn.execute(select(orders).where(orders.c.out_trade_no == "o-1")).one()
+        states = dict(conn.execute(select(refunds.c.refund_id, refunds.c.state)).all())
+        reasons = list(conn.scalars(select(anomalies.c.reason)))
+        events = conn.scalar(select(func.count()).select_from(order_events))
+    assert (row.status, row.refunded_minor) == ("partially_refunded", 60)
+    assert states == {"r2": "applied"} and reasons == [] and events == 3
+
+
 def check_record_the_database_refuses_becomes_anomaly(engine: Engine) -> None:
     """A value the database refuses (a negative paid amount against a CHECK; on PostgreSQL also a
     currency longer than its column) is kept as an ``unapplicable`` anomaly with its source, and

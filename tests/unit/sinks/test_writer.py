@@ -55,6 +55,10 @@ def test_write_batch_sqlite_refund_above_paid_rejected(engine: Engine) -> None:
     writer_cases.check_refund_above_paid_is_rejected_and_reported(engine)
 
 
+def test_write_records_sqlite_late_cumulative_refund_total_changes_nothing(engine: Engine) -> None:
+    writer_cases.check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine)
+
+
 def test_write_records_sqlite_refused_record_becomes_anomaly(engine: Engine) -> None:
     writer_cases.check_record_the_database_refuses_becomes_anomaly(engine)
 
