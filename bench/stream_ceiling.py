@@ -116,9 +116,15 @@ def wait_text(process: subprocess.Popen[bytes], log: Path, text: str, timeout: f
 
 
 def cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Return the user + system CPU time a process and its descendants have used so far
+    (``paynotify stream`` runs its faust worker as a child)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 def wait_consumed(bootstrap: str, group: str, ends: dict[str, dict[int, int]]) -> float:

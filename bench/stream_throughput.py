@@ -5,7 +5,8 @@ half the notifications are duplicates); one worker then starts and the clock run
 "Worker ready" until the last ``order-paid`` event is committed (read_committed).
 
 Latency: with the worker running, notifications are produced at a fixed rate (their orders
-first); latency is the ``order-paid`` record's timestamp minus its notification record's.
+first); latency is from the notification record's timestamp to the moment a ``read_committed``
+reader tailing ``order-paid`` receives the order's event (commit interval 0.2 s, the default).
 
     .venv/bin/python bench/stream_throughput.py --orders 20000 --rate 1000 --seconds 20 \
         --guarantee exactly_once --guarantee at_least_once --runs 3
@@ -19,6 +20,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -94,13 +96,50 @@ def throughput(folder: Path, bootstrap: str, guarantee: str, orders: int) -> flo
         worker.stop()
 
 
+class VisibleAt:
+    """Tail a topic as a downstream ``read_committed`` reader would, and note when each key
+    first became visible (wall clock): under exactly_once an event is visible only once its
+    transaction commits, which its record timestamp (taken when it was produced) does not show."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.done = threading.Event()
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{uuid.uuid4()}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for message in self.consumer.consume(1000, 0.05):
+                if not message.error():
+                    self.seen.setdefault(message.key().decode(), time.time())
+        self.consumer.close()
+
+    def stop(self) -> dict[str, float]:
+        self.done.set()
+        self.thread.join(10)
+        return self.seen
+
+
 def latency(folder: Path, bootstrap: str, guarantee: str, rate: int, seconds: int) -> list[float]:
-    """Return per-order latencies (ms) from notification record to its order-paid record."""
+    """Return per-order latencies (ms) from a notification record's timestamp to the moment its
+    ``order-paid`` event became visible to a ``read_committed`` reader."""
     config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=0.2)
     worker = Service("stream", config)
     worker.start()
     try:
         wait_ready(worker)
+        visible = VisibleAt(bootstrap, prefix + "order-paid")
         out = producer(bootstrap)
         sent = 0
         start = time.monotonic()
@@ -115,11 +154,12 @@ def latency(folder: Path, bootstrap: str, guarantee: str, rate: int, seconds: in
             out.poll(0)
             time.sleep(0.002)
         out.flush(30)
-        while count_paid(bootstrap, prefix) < rate * seconds:
-            time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while len(visible.seen) < rate * seconds and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seen = visible.stop()
         notes = dict(committed_records(bootstrap, prefix + NOTIFICATIONS_TOPIC))
-        paid = committed_records(bootstrap, prefix + "order-paid")
-        return [float(ts - notes[key]) for key, ts in paid]
+        return [1000.0 * at - notes[key] for key, at in seen.items()]
     finally:
         worker.stop()
 

@@ -33,12 +33,30 @@ seek, by whichever worker then owns their partition.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger("paynotify.stream")
+EXIT_ABANDONED = 75  # EX_TEMPFAIL: the supervisor restarts the worker
+
+
+def abandon(exc: BaseException) -> NoReturn:
+    """Leave at once after a failed transaction commit: nothing of the transaction is visible,
+    the worker restarts (``paynotify/supervisor.py``), drops its local state (no clean stop) and
+    resumes from the committed offsets and changelog. Trying to go on in this process would need
+    every open transaction aborted and every local state rewound: a restart does exactly that."""
+    log.error(
+        "transaction commit failed: restarting from the committed state",
+        extra={"error": f"{type(exc).__name__}: {exc}"},
+    )
+    logging.shutdown()
+    os._exit(EXIT_ABANDONED)
 
 
 class CommitGate:
@@ -111,8 +129,8 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
             )
             try:
                 await asyncio.gather(*commits)
-            except ProducerFenced as exc:  # another worker owns the partition now
-                await self.app.crash(exc)
+            except KafkaError as exc:  # ProducerFenced (the partition moved), a lost broker...
+                abandon(exc)
             return True
 
     transport.TransactionManager = GatedTransactionManager  # type: ignore[attr-defined]
