@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stream_throughput import wait_ready
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import LocalBroker, free_port
 from stream.app import BATCH_BYTES
@@ -152,7 +153,7 @@ def run_once(
         worker = Service("stream", config)
         worker.start()
         try:
-            started = wait_text_service(worker)
+            started = wait_ready(worker)
             assert worker.process is not None
             pid, used = worker.process.pid, cpu_seconds(worker.process.pid)
             finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
@@ -175,15 +176,6 @@ def run_once(
             process.terminate()
             process.wait(30)
     return 2 * orders / (finished - started), used / (finished - started)
-
-
-def wait_text_service(worker: Service, timeout: float = 120.0) -> float:
-    deadline = time.monotonic() + timeout
-    while "Worker ready" not in worker.output():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"worker not ready:\n{worker.output()[-2000:]}")
-        time.sleep(0.05)
-    return time.monotonic()
 
 
 def main() -> int:
