@@ -6,7 +6,11 @@ acks=all) before the gateway answered ``success``. Reports accepted notification
 then p50/p99 latency with wrk throttled (Lua ``delay``) to about half of that, medians of
 ``--runs`` runs. Needs ``wrk`` (Debian package) and Java for the broker.
 
-    .venv/bin/python bench/gateway_load.py --workers 2 --runs 3
+By default the gateway is the real ``paynotify gateway`` command, with its JSON log line for every
+accepted notification written to a file; ``--app`` serves another ASGI factory through uvicorn
+with the same logging instead (for comparisons).
+
+    .venv/bin/python bench/gateway_load.py --workers 1 --runs 3
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,7 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
 
+from bench.stream_ceiling import cpu_seconds
 from paynotify.broker import LocalBroker, free_port
+from paynotify.cli import JSON_LOG_CONFIG
 from paynotify.topics import ensure_topics
 from tests.support import alipay as signer
 from tests.support.gateway_requests import wait_ready
@@ -85,13 +93,14 @@ end
 """
 
 
-def write_config(folder: Path, bootstrap: str, port: int) -> Path:
+def write_config(folder: Path, bootstrap: str, port: int, workers: int) -> Path:
     """Write a configuration with one Alipay account holding the generated key."""
     pem = write_public_pem(signer.key(0), folder / "alipay_public.pem")
     config = folder / "paynotify.toml"
     config.write_text(
-        f'[gateway]\nlisten = "127.0.0.1:{port}"\n\n[kafka]\nbootstrap_servers = "{bootstrap}"\n'
-        f'partitions = 8\n\n[[accounts]]\nname = "shop"\nprovider = "alipay"\n'
+        f'[gateway]\nlisten = "127.0.0.1:{port}"\nworkers = {workers}\n\n'
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\npartitions = 8\n\n'
+        f'[[accounts]]\nname = "shop"\nprovider = "alipay"\n'
         f'app_id = "{signer.APP_ID}"\nalipay_public_keys = ["{pem.name}"]\n',
         encoding="utf-8",
     )
@@ -119,31 +128,60 @@ def write_script(folder: Path, pause_ms: int) -> Path:
     return write_lua(bodies, pause_ms)
 
 
-def start_gateway(config: Path, port: int, workers: int, app: str) -> subprocess.Popen[bytes]:
-    """Start uvicorn with ``workers`` processes and wait until /healthz answers."""
+def start_gateway(config: Path, port: int, app: str | None, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``paynotify gateway`` (or uvicorn serving ``app``) and wait until /healthz answers.
+
+    Its log lines go to ``log``, as they would to a file or journald in production.
+    """
     env = {**os.environ, "PAYNOTIFY_CONFIG": str(config)}
-    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
-    command += ["--log-level", "warning", "--timeout-graceful-shutdown", "10"]
-    process = subprocess.Popen(command, env=env)
+    if app is None:
+        command = [sys.executable, "-m", "paynotify.cli", "--config", str(config), "gateway"]
+    else:
+        log_config = config.with_name("log_config.json")
+        log_config.write_text(json.dumps(JSON_LOG_CONFIG), encoding="utf-8")
+        workers = re.search(r"workers = (\d+)", config.read_text(encoding="utf-8"))
+        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--workers", workers.group(1) if workers else "1"]
+        command += ["--no-access-log", "--log-config", str(log_config)]
+        command += ["--timeout-graceful-shutdown", "10"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stderr=out)
     if not wait_ready(process, port):
-        raise SystemExit("the gateway did not become ready")
+        raise SystemExit(f"the gateway did not become ready: see {log}")
     return process
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
-    """Run wrk once and return its RESULT line, with ``accepted_per_s`` (non-error answers)."""
+def accepted_lines(log: Path) -> int:
+    """Count the gateway's "notification accepted" log lines."""
+    with log.open("rb") as lines:
+        return sum(1 for line in lines if b'"notification accepted"' in line)
+
+
+def wrk(
+    url: str, script: Path, connections: int, seconds: int, pids: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Run wrk once and return its RESULT line, with ``accepted_per_s`` (non-error answers) and
+    ``cores``: the CPU each of ``pids`` (and wrk itself) used during the run, in cores."""
+    pids = pids or {}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line[7:])
     result["accepted_per_s"] = (result["requests"] - result["bad"]) / result["seconds"]
+    cores = {name: (cpu_seconds(pid) - before[name]) / seconds for name, pid in pids.items()}
+    cores["wrk"] = (used.ru_utime + used.ru_stime - own.ru_utime - own.ru_stime) / seconds
+    result["cores"] = cores
+    ACCEPTED.append(result["requests"] - result["bad"])
     return result
 
 
 def profile(pid: int, path: str, url: str, script: Path, args: argparse.Namespace) -> None:
     """Sample every gateway process with py-spy during one full-load run."""
-    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw"]
+    spy = str(Path(sys.executable).parent / "py-spy")  # .venv/bin/pip install py-spy
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw"]
     command += ["--duration", str(args.seconds), "--rate", "200", "--output", path, "--nonblocking"]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wrk(url, script, args.connections, args.seconds)
@@ -151,6 +189,7 @@ def profile(pid: int, path: str, url: str, script: Path, args: argparse.Namespac
 
 
 HALF_CONNECTIONS = 32
+ACCEPTED: list[int] = []  # 2xx answers of every wrk run, to compare with the log lines
 
 
 def calibrated_script(folder: Path, url: str, target: float) -> Path:
@@ -169,11 +208,11 @@ def calibrated_script(folder: Path, url: str, target: float) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="[gateway] workers")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--app", default="gateway.app:app_from_config")
+    parser.add_argument("--app", help="serve this ASGI factory through uvicorn instead")
     parser.add_argument("--profile", help="write py-spy collapsed stacks of one full run here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="paynotify-bench-gw-"))
@@ -183,15 +222,18 @@ def main() -> int:
     try:
         ensure_topics(broker.bootstrap_servers, ["payment-notifications"], 8)
         port = free_port()
-        gateway = start_gateway(
-            write_config(folder, broker.bootstrap_servers, port), port, args.workers, args.app
-        )
+        config = write_config(folder, broker.bootstrap_servers, port, args.workers)
+        log = folder / "gateway.log"
+        gateway = start_gateway(config, port, args.app, log)
         url = f"http://127.0.0.1:{port}/notify/alipay/shop"
         full_script = write_script(folder, 0)
         wrk(url, full_script, args.connections, 3)  # warm-up
         if args.profile:
             profile(gateway.pid, args.profile, url, full_script, args)
-        full = [wrk(url, full_script, args.connections, args.seconds) for _ in range(args.runs)]
+        pids = {"gateway": gateway.pid, "broker": broker.pid() or 0}
+        full = [
+            wrk(url, full_script, args.connections, args.seconds, pids) for _ in range(args.runs)
+        ]
         rate = statistics.median(r["accepted_per_s"] for r in full)
         half_script = calibrated_script(folder, url, rate / 2)
         half = [wrk(url, half_script, HALF_CONNECTIONS, args.seconds) for _ in range(args.runs)]
@@ -200,6 +242,8 @@ def main() -> int:
         if gateway is not None:
             gateway.terminate()
             gateway.wait(30)
+            lines = accepted_lines(log)
+            print(f"log: {lines:,} 'notification accepted' lines, {sum(ACCEPTED):,} 2xx")
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return 0
@@ -214,7 +258,8 @@ def report(
         return statistics.median(r[name] for r in rows)
 
     print(
-        f"\napp {args.app}, {args.workers} uvicorn worker(s), {args.runs} runs of {args.seconds} s"
+        f"\n{args.app or 'paynotify gateway'}, {args.workers} worker(s), "
+        f"{args.runs} runs of {args.seconds} s"
     )
     print("| load | accepted/s | non-2xx or errors | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
@@ -226,6 +271,10 @@ def report(
             f"| {name} | {med(rows, 'accepted_per_s'):,.0f} | {med(rows, 'bad'):.0f} | "
             f"{med(rows, 'p50_ms'):.1f} | {med(rows, 'p99_ms'):.1f} |"
         )
+    cores = {name: statistics.median(r["cores"][name] for r in full) for name in full[0]["cores"]}
+    print(
+        "CPU at full load, cores (median): " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
+    )
 
 
 if __name__ == "__main__":

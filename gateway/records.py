@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+import orjson
+
 NOTIFICATIONS_TOPIC = "payment-notifications"
 
 KINDS = frozenset({"payment", "refund", "close"})
@@ -30,8 +32,7 @@ class JsonRecord:
 
     def to_bytes(self) -> bytes:
         """Encode as the topic's UTF-8 JSON value."""
-        fields_ = asdict(self)  # type: ignore[call-overload]
-        return json.dumps(fields_, separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps(asdict(self))  # type: ignore[call-overload]
 
     @classmethod
     def from_bytes(cls: type[Self], data: bytes) -> Self:
@@ -84,8 +85,7 @@ class Notification(JsonRecord):
 
     def to_bytes(self) -> bytes:
         """Encode as the topic's UTF-8 JSON value (flat fields: no deep copy as ``asdict``)."""
-        values = {name: getattr(self, name) for name in _NOTIFICATION_FIELDS}
-        return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps({name: getattr(self, name) for name in _NOTIFICATION_FIELDS})
 
     def key(self) -> bytes:
         """Return the Kafka key: the merchant's order number."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -141,8 +142,10 @@ async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], li
     return b"".join(received)
 
 
+@functools.cache
 def success_response(provider: str) -> Response:
-    """Return the acknowledgement the provider's documentation requires."""
+    """Return the acknowledgement the provider's documentation requires (one shared instance per
+    provider: a response is only read when it is sent)."""
     if provider == "alipay":
         return PlainTextResponse("success")
     if provider == "wechatpay":

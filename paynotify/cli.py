@@ -82,8 +82,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 JSON_LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "paynotify.logs.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"stderr": {"()": "paynotify.logs.JsonLineHandler"}},
     "root": {"handlers": ["stderr"], "level": "INFO"},
 }
 

@@ -86,6 +86,8 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def _unquote(raw: bytes) -> bytes:
+    if b"%" not in raw and b"+" not in raw:
+        return raw
     return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
