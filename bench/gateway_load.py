@@ -212,6 +212,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=20, help="seconds of load before measuring")
     parser.add_argument("--app", help="serve this ASGI factory through uvicorn instead")
     parser.add_argument("--profile", help="write py-spy collapsed stacks of one full run here")
     args = parser.parse_args()
@@ -227,7 +228,7 @@ def main() -> int:
         gateway = start_gateway(config, port, args.app, log)
         url = f"http://127.0.0.1:{port}/notify/alipay/shop"
         full_script = write_script(folder, 0)
-        wrk(url, full_script, args.connections, 3)  # warm-up
+        wrk(url, full_script, args.connections, args.warmup)  # the broker's JIT compiles meanwhile
         if args.profile:
             profile(gateway.pid, args.profile, url, full_script, args)
         pids = {"gateway": gateway.pid, "broker": broker.pid() or 0}
