@@ -4,6 +4,7 @@ and maps every ``GatewayError`` to its HTTP answer in one place."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.errors import (
     AccountMismatchError,
@@ -29,7 +31,7 @@ from gateway.errors import (
 )
 from gateway.publisher import KafkaPublisher, Publisher
 from gateway.routes import failure_response, router, success_response
-from gateway.settings import GatewaySettings
+from gateway.settings import METRICS_DIR_ENV, GatewaySettings
 
 log = logging.getLogger("paynotify.gateway")
 
@@ -53,37 +55,71 @@ class Metrics:
     failures: Counter
     publish_seconds: Histogram
     in_flight: Gauge
+    multiprocess_dir: str | None = None
 
 
-def build_metrics() -> Metrics:
-    """Create the gateway's Prometheus metrics in a registry of their own."""
+def build_metrics(multiprocess_dir: str | None = None) -> Metrics:
+    """Create the gateway's Prometheus metrics in a registry of their own.
+
+    With ``multiprocess_dir`` (prometheus_client's multiprocess mode, where every worker process
+    writes its values to files in that folder) the metrics themselves are registered nowhere, and
+    the registry is one that reads all the workers' files: a scrape of any worker sums them all.
+    """
     registry = CollectorRegistry()
+    own: CollectorRegistry | None = registry
+    if multiprocess_dir:
+        MultiProcessCollector(registry, path=multiprocess_dir)
+        own = None
     return Metrics(
         registry=registry,
         requests=Counter(
             "paynotify_gateway_requests",
             "Notifications by outcome",
             ["provider", "account", "outcome"],
-            registry=registry,
+            registry=own,
         ),
         failures=Counter(
             "paynotify_gateway_verification_failures",
             "Requests not proven genuine, by reason",
             ["provider", "account", "reason"],
-            registry=registry,
+            registry=own,
         ),
         in_flight=Gauge(
             "paynotify_gateway_in_flight",
             "Notification requests being read, verified or published",
-            registry=registry,
+            registry=own,
+            multiprocess_mode="livesum",  # the sum over the workers alive; ignored in one process
         ),
         publish_seconds=Histogram(
             "paynotify_gateway_publish_seconds",
             "Time until the broker acknowledged",
-            registry=registry,
+            registry=own,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
         ),
+        multiprocess_dir=multiprocess_dir,
     )
+
+
+def shared_metrics_dir(settings: GatewaySettings) -> str | None:
+    """Return the folder of prometheus_client's multiprocess mode, if this gateway uses it.
+
+    It does with ``[gateway] workers`` above 1 and the folder in ``PROMETHEUS_MULTIPROC_DIR``
+    (``paynotify gateway`` sets it before it starts the workers, which is also when
+    prometheus_client, imported afresh in each worker, chooses its file-backed values). With one
+    worker the metrics stay in the process, whatever the environment says.
+    """
+    if settings.workers == 1:
+        return None
+    return os.environ.get(METRICS_DIR_ENV) or None
+
+
+def release_metrics(metrics: Metrics) -> None:
+    """Take this process's in-flight gauge out of the sum when it stops (multiprocess mode only).
+
+    Its counters and histogram stay in the folder: totals must not go down when a worker exits.
+    """
+    if metrics.multiprocess_dir:
+        mark_process_dead(os.getpid(), metrics.multiprocess_dir)
 
 
 def status_for(exc: GatewayError) -> int:
@@ -105,6 +141,8 @@ def create_app(
         settings.bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms
     )
 
+    metrics = build_metrics(shared_metrics_dir(settings))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await pub.start()
@@ -112,12 +150,13 @@ def create_app(
             yield
         finally:
             await pub.close()
+            release_metrics(metrics)
 
     app = FastAPI(title="paynotify gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.publisher = pub
     app.state.clock = clock
-    app.state.metrics = build_metrics()
+    app.state.metrics = metrics
     app.include_router(router)
     app.add_exception_handler(GatewayError, _on_gateway_error)  # type: ignore[arg-type]
     _add_probes(app)

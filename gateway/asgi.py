@@ -18,7 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from gateway.app import build_metrics, error_response
+from gateway.app import build_metrics, error_response, release_metrics, shared_metrics_dir
 from gateway.errors import GatewayError, NotFoundError
 from gateway.publisher import KafkaPublisher, Publisher
 from gateway.routes import accept
@@ -43,9 +43,8 @@ class LeanGateway:
         pub = publisher or KafkaPublisher(
             settings.bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms
         )
-        self.state = SimpleNamespace(
-            settings=settings, publisher=pub, clock=clock, metrics=build_metrics()
-        )
+        metrics = build_metrics(shared_metrics_dir(settings))
+        self.state = SimpleNamespace(settings=settings, publisher=pub, clock=clock, metrics=metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -97,6 +96,7 @@ class LeanGateway:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.state.publisher.close()
+                release_metrics(self.state.metrics)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

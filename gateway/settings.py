@@ -33,6 +33,8 @@ from gateway.errors import ConfigError
 from gateway.records import NOTIFICATIONS_TOPIC
 
 CONFIG_ENV = "PAYNOTIFY_CONFIG"
+# prometheus_client's multiprocess mode: the folder where every worker process writes its values.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _T = TypeVar("_T", tuple[Any, ...], dict[str, Any])
 
 

@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.settings import CONFIG_ENV, GatewaySettings, config_path, load_settings
+from gateway.settings import (
+    CONFIG_ENV,
+    METRICS_DIR_ENV,
+    GatewaySettings,
+    config_path,
+    load_settings,
+)
 from paynotify.broker import BrokerError, LocalBroker
 from paynotify.logs import setup_logging
 from paynotify.orders import OrderPublishError, publish_orders
@@ -69,14 +78,42 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         return 0
     # Worker processes import the app themselves: they find the file through the environment.
     os.environ[CONFIG_ENV] = str(path.resolve())
-    uvicorn.run(
-        "gateway.asgi:lean_app_from_config",
-        factory=True,
-        workers=settings.workers,
-        log_config=JSON_LOG_CONFIG,
-        **options,
-    )
+    with metrics_dir_for_workers():
+        uvicorn.run(
+            "gateway.asgi:lean_app_from_config",
+            factory=True,
+            workers=settings.workers,
+            log_config=JSON_LOG_CONFIG,
+            **options,
+        )
     return 0
+
+
+@contextmanager
+def metrics_dir_for_workers() -> Iterator[Path]:
+    """Give the gateway's worker processes one folder for prometheus_client's multiprocess mode.
+
+    The folder goes into ``PROMETHEUS_MULTIPROC_DIR`` before uvicorn spawns the workers: each
+    imports prometheus_client afresh, sees the variable, keeps its values in files there, and
+    answers ``/metrics`` with the sum over all the files. A folder the user named there is kept,
+    but emptied of value files (``*.db``) first, or an earlier run's totals would be added in;
+    otherwise a private folder is made, and removed when the command ends.
+    """
+    given = os.environ.get(METRICS_DIR_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield folder
+        return
+    folder = Path(tempfile.mkdtemp(prefix="paynotify-metrics-"))
+    os.environ[METRICS_DIR_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop(METRICS_DIR_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 JSON_LOG_CONFIG = {

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -9,6 +13,8 @@ from confluent_kafka import Consumer, TopicPartition, murmur2
 
 from gateway.app import create_app
 from gateway.records import NOTIFICATIONS_TOPIC, Notification
+from gateway.settings import METRICS_DIR_ENV
+from paynotify.broker import free_port
 from paynotify.topics import ensure_topics
 from tests.support import gateway_requests as reqs
 
@@ -64,3 +70,45 @@ async def test_gateway_genuine_notification_of_every_provider_lands_on_its_key_p
         assert key == f"it-{note.provider}".encode() == note.out_trade_no.encode()
         assert partition == murmur2(key, 8)
         assert note.raw_body() == reqs.genuine(note.provider, note.out_trade_no)[0]
+
+
+async def _send_alipay(client: httpx.AsyncClient, first: int, count: int) -> list[str]:
+    """Send ``count`` genuine Alipay notifications at once; return the answers' texts."""
+    bodies = [reqs.genuine("alipay", f"mw-{i}") for i in range(first, first + count)]
+    answers = await asyncio.gather(
+        *(client.post("/notify/alipay/shop", content=b, headers=h) for b, h in bodies)
+    )
+    return [a.text for a in answers]
+
+
+async def test_gateway_two_workers_metrics_sum_both_workers(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port, prefix = free_port(), f"t{uuid.uuid4().hex[:10]}-"
+    config = reqs.write_config(tmp_path, kafka_bootstrap, port, prefix, workers=2)
+    temp = tmp_path / "tmp"  # where the command makes its private metrics folder
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != METRICS_DIR_ENV} | {"TMPDIR": str(temp)}
+    gateway = reqs.start_gateway(config, port, env)
+    sent, writers = 0, []
+    try:
+        [folder] = temp.glob("paynotify-metrics-*")
+        # A new connection per request, 20 at once: the kernel hands each connection to either
+        # worker, so send until both have counted some (one file of counters per worker).
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+            while sent < 40 or (len(writers) < 2 and sent < 400):
+                assert await _send_alipay(client, sent, 20) == ["success"] * 20
+                sent += 20
+                writers = sorted(p.name for p in folder.glob("counter_*.db"))
+            scrapes = [(await client.get("/metrics")).text for _ in range(4)]
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(30) == 0
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+    assert len(writers) == 2, writers
+    for text in scrapes:  # whichever worker answers the scrape
+        assert f"{reqs.ALIPAY_ACCEPTED} {sent}.0" in text
+        assert "paynotify_gateway_in_flight 0.0" in text
+    assert not folder.exists()

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,31 +14,10 @@ from confluent_kafka import Consumer, TopicPartition
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import free_port
 from tests.support import alipay as signer
-from tests.support.gateway_requests import wait_ready
-from tests.support.keys import write_public_pem
+from tests.support.gateway_requests import start_gateway, write_config
 
 pytestmark = pytest.mark.integration
 FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-
-
-def _config(folder: Path, bootstrap: str, port: int, prefix: str) -> Path:
-    write_public_pem(signer.key(0), folder / "alipay.pem")
-    config = folder / "paynotify.toml"
-    config.write_text(
-        f'[gateway]\nlisten = "127.0.0.1:{port}"\n[kafka]\nbootstrap_servers = "{bootstrap}"\n'
-        f'topic_prefix = "{prefix}"\n[[accounts]]\nname = "shop"\nprovider = "alipay"\n'
-        f'app_id = "{signer.APP_ID}"\nalipay_public_keys = ["alipay.pem"]\n',
-        encoding="utf-8",
-    )
-    return config
-
-
-def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-c", "from paynotify.cli import main; raise SystemExit(main())"]
-    gateway = subprocess.Popen([*command, "--config", str(config), "gateway"])
-    if not wait_ready(gateway, port):
-        pytest.fail("the gateway did not become ready")
-    return gateway
 
 
 async def _send_then_stop(port: int, gateway: subprocess.Popen[bytes], count: int) -> list[str]:
@@ -80,7 +58,7 @@ async def test_gateway_sigterm_every_acknowledged_notification_is_in_kafka(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     port, prefix = free_port(), f"t{uuid.uuid4().hex[:10]}-"
-    gateway = _start(_config(tmp_path, kafka_bootstrap, port, prefix), port)
+    gateway = start_gateway(write_config(tmp_path, kafka_bootstrap, port, prefix), port)
     try:
         acked = await _send_then_stop(port, gateway, 400)
         # uvicorn re-raises SIGTERM once its graceful shutdown is complete

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +31,14 @@ from gateway.settings import GatewaySettings, Network
 from tests.support import adyen_signer, stripe_signer, wechatpay_signer
 from tests.support import alipay as alipay_signer
 from tests.support import standardwebhooks_signer as sw_signer
+from tests.support.keys import write_public_pem
 
 NOW = 1795687200
 FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
+# The /metrics sample of genuine Alipay notifications accepted for account ``shop``.
+ALIPAY_ACCEPTED = (
+    'paynotify_gateway_requests_total{account="shop",outcome="accepted",provider="alipay"}'
+)
 
 
 def accounts() -> dict[tuple[str, str], AccountConfig]:
@@ -142,3 +149,27 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, seconds: float = 60)
         time.sleep(0.2)
     process.kill()
     return False
+
+
+def write_config(folder: Path, bootstrap: str, port: int, prefix: str, workers: int = 1) -> Path:
+    """Write a gateway configuration with one Alipay account ``shop``; return its path."""
+    write_public_pem(alipay_signer.key(0), folder / "alipay.pem")
+    config = folder / "paynotify.toml"
+    config.write_text(
+        f'[gateway]\nlisten = "127.0.0.1:{port}"\nworkers = {workers}\n'
+        f'[kafka]\nbootstrap_servers = "{bootstrap}"\ntopic_prefix = "{prefix}"\n'
+        f'[[accounts]]\nname = "shop"\nprovider = "alipay"\n'
+        f'app_id = "{alipay_signer.APP_ID}"\nalipay_public_keys = ["alipay.pem"]\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def start_gateway(
+    config: Path, port: int, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``paynotify gateway`` with ``config`` and wait until it is ready."""
+    command = [sys.executable, "-c", "from paynotify.cli import main; raise SystemExit(main())"]
+    gateway = subprocess.Popen([*command, "--config", str(config), "gateway"], env=env)
+    assert wait_ready(gateway, port), "the gateway did not become ready"
+    return gateway

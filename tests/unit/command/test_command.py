@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from gateway.settings import METRICS_DIR_ENV
 from paynotify.broker import KAFKA_PROJECT, is_loopback
-from paynotify.cli import build_parser, main
+from paynotify.cli import build_parser, main, metrics_dir_for_workers
 from paynotify.stack import SERVICES, StackError, services_from
 
 
@@ -112,3 +114,28 @@ def test_simulate_uses_the_demo_key_for_the_demo_configuration(tmp_path: Path) -
     assert paths == {"shop-alipay": config.parent / "keys" / "alipay_private.pem"}
     other = tmp_path / "other.pem"
     assert _key_paths([f"shop-alipay={other}"], config) == {"shop-alipay": other}
+
+
+def test_metrics_dir_for_workers_is_private_and_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(METRICS_DIR_ENV, raising=False)
+    with metrics_dir_for_workers() as folder:
+        assert os.environ[METRICS_DIR_ENV] == str(folder)
+        assert folder.name.startswith("paynotify-metrics-")
+        assert list(folder.iterdir()) == []
+        (folder / "counter_1.db").write_bytes(b"")
+    assert not folder.exists()
+    assert METRICS_DIR_ENV not in os.environ
+
+
+def test_metrics_dir_for_workers_empties_the_users_folder_and_keeps_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path))
+    (tmp_path / "counter_1.db").write_bytes(b"stale")
+    (tmp_path / "gauge_livesum_1.db").write_bytes(b"stale")
+    (tmp_path / "README").write_text("not prometheus's")
+    with metrics_dir_for_workers() as folder:
+        assert folder == tmp_path
+        assert [p.name for p in folder.iterdir()] == ["README"]
+    assert tmp_path.is_dir()
+    assert os.environ[METRICS_DIR_ENV] == str(tmp_path)
