@@ -1,10 +1,11 @@
 """One JSON object per log line, carrying the structured fields a payment engineer filters on.
 
 The gateway writes one INFO line for every accepted notification, so a line must be cheap: the
-formatter keeps the formatted second between records, and :class:`JsonLineHandler` writes lines
-into a buffer that goes to stderr at once for WARNING and above, and otherwise within
-``FLUSH_SECONDS`` (a kill -9 can lose at most that much of the INFO lines; nothing of the data,
-which is durable in Kafka before any line is written).
+formatter keeps the formatted second between records, and :class:`JsonLineHandler` keeps those
+lines (INFO from the ``paynotify.gateway`` logger) in a buffer that goes to stderr within
+``FLUSH_SECONDS``, or at once with the next line of any other kind (a warning, a start-up or
+shutdown line), which keeps the order. A kill -9 can lose at most that much of the notification
+lines; nothing of the data, which is durable in Kafka before its line is written.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ FIELDS = (
 )
 FLUSH_SECONDS = 0.2
 BUFFER_BYTES = 64 * 1024
+# Loggers whose INFO lines may wait in the buffer: one line per notification.
+BUFFERED_LOGGERS = frozenset({"paynotify.gateway"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,8 +70,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Write JSON lines to stderr through a buffer: WARNING and above are flushed at once, the
-    rest within ``FLUSH_SECONDS`` by a background thread (so a line costs no system call)."""
+    """Write JSON lines to stderr through a buffer. INFO lines of ``BUFFERED_LOGGERS`` wait there
+    (a background thread writes them within ``FLUSH_SECONDS``, so such a line costs no system
+    call); any other line is written at once, with whatever waited before it."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream or _buffered_stderr())
@@ -79,7 +83,7 @@ class JsonLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.stream.write(self.format(record) + "\n")
-            if record.levelno >= logging.WARNING:
+            if record.levelno >= logging.WARNING or record.name not in BUFFERED_LOGGERS:
                 self.flush()
             else:
                 self.pending = True
