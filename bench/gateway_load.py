@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -128,7 +127,9 @@ def write_script(folder: Path, pause_ms: int) -> Path:
     return write_lua(bodies, pause_ms)
 
 
-def start_gateway(config: Path, port: int, app: str | None, log: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    config: Path, port: int, workers: int, app: str | None, log: Path
+) -> subprocess.Popen[bytes]:
     """Start ``paynotify gateway`` (or uvicorn serving ``app``) and wait until /healthz answers.
 
     Its log lines go to ``log``, as they would to a file or journald in production.
@@ -139,9 +140,8 @@ def start_gateway(config: Path, port: int, app: str | None, log: Path) -> subpro
     else:
         log_config = config.with_name("log_config.json")
         log_config.write_text(json.dumps(JSON_LOG_CONFIG), encoding="utf-8")
-        workers = re.search(r"workers = (\d+)", config.read_text(encoding="utf-8"))
         command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--workers", workers.group(1) if workers else "1"]
+        command += ["--port", str(port), "--workers", str(workers)]
         command += ["--no-access-log", "--log-config", str(log_config)]
         command += ["--timeout-graceful-shutdown", "10"]
     with log.open("ab") as out:
@@ -225,7 +225,7 @@ def main() -> int:
         port = free_port()
         config = write_config(folder, broker.bootstrap_servers, port, args.workers)
         log = folder / "gateway.log"
-        gateway = start_gateway(config, port, args.app, log)
+        gateway = start_gateway(config, port, args.workers, args.app, log)
         url = f"http://127.0.0.1:{port}/notify/alipay/shop"
         full_script = write_script(folder, 0)
         wrk(url, full_script, args.connections, args.warmup)  # the broker's JIT compiles meanwhile

@@ -174,12 +174,21 @@ def _publish(settings: GatewaySettings, the_plan: Plan) -> None:
 
 
 def _verify(path: Path, settings: GatewaySettings, the_plan: Plan, timeout: float) -> Verification:
-    sink = load_sink_settings(path)
-    engine = create_db_engine(sink.database_url)
+    result = verify_run(settings, load_sink_settings(path).database_url, the_plan, timeout)
+    for line in describe(result):
+        print(line, flush=True)
+    return result
+
+
+def verify_run(
+    settings: GatewaySettings, database_url: str, the_plan: Plan, timeout: float
+) -> Verification:
+    """Check every order of ``the_plan`` in the database and on the ``order-paid`` topic."""
+    engine = create_db_engine(database_url)
     topic = settings.topic_prefix + ORDER_PAID_TOPIC
     prefix = f"{the_plan.options.run_id}-"
     try:
-        result = verify(
+        return verify(
             the_plan,
             engine,
             lambda: count_paid_events(settings.bootstrap_servers, topic, prefix),
@@ -187,9 +196,6 @@ def _verify(path: Path, settings: GatewaySettings, the_plan: Plan, timeout: floa
         )
     finally:
         engine.dispose()
-    for line in describe(result):
-        print(line, flush=True)
-    return result
 
 
 def _exit_code(report: Report, checked: Verification | None) -> int:

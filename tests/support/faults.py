@@ -27,15 +27,16 @@ from gateway.settings import load_settings
 from paynotify.broker import LocalBroker
 from paynotify.orders import publish_orders
 from paynotify.simulator import keys as signing
+from paynotify.simulator.command import verify_run
 from paynotify.simulator.plan import Options, Plan, PlannedOrder, plan
 from paynotify.simulator.report import Report
 from paynotify.simulator.runner import Target, expected_orders, now_iso, simulate
 from paynotify.simulator.signers import SigningKeys
-from paynotify.simulator.verification import Verification, count_paid_events, verify
+from paynotify.simulator.verification import Verification
 from paynotify.topics import ensure_topics
 from sinks.rows import order_events
 from sinks.schema import create_db_engine
-from stream.records import ALL_TOPICS, ORDER_PAID_TOPIC, ORDERS_TOPIC
+from stream.records import ALL_TOPICS, ORDERS_TOPIC
 from tests.support import wechatpay_signer
 from tests.support.postgres import LocalPostgres
 from tests.support.stack import Service, wait_http, write_providers_config
@@ -316,19 +317,7 @@ def duplicated_rows(stack: FaultStack, prefix: str) -> int:
 
 def check(stack: FaultStack, the_plan: Plan, timeout: float) -> Verification:
     """Run the simulator's verify against the stack's database and ``order-paid`` topic."""
-    settings = load_settings(stack.config)
-    topic = settings.topic_prefix + ORDER_PAID_TOPIC
-    prefix = f"{the_plan.options.run_id}-"
-    engine = create_db_engine(stack.database_url)
-    try:
-        return verify(
-            the_plan,
-            engine,
-            lambda: count_paid_events(settings.bootstrap_servers, topic, prefix),
-            timeout=timeout,
-        )
-    finally:
-        engine.dispose()
+    return verify_run(load_settings(stack.config), stack.database_url, the_plan, timeout)
 
 
 def fault_times(the_plan: Plan, size: Size) -> list[float]:
