@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.stream_throughput import wait_ready
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import LocalBroker, free_port
-from stream.app import BATCH_BYTES
+from stream.engines.faust import BATCH_BYTES
 from stream.records import ORDERS_TOPIC, TICKS_TOPIC
 from tests.support.kafka_checks import committed, end_offsets
 from tests.support.stack import Service

@@ -134,7 +134,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
         return supervise([*command, "stream", "--worker"], "stream")
     import faust
 
-    from stream.app import create_app, ensure_changelogs, mark_clean_stop, prepare_data_dir
+    from stream.engines.faust import (
+        create_app,
+        ensure_changelogs,
+        mark_clean_stop,
+        prepare_data_dir,
+    )
 
     path = config_path(args.config)
     _topics(load_settings(path))

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.records import NOTIFICATIONS_TOPIC
-from stream.app import create_app
+from stream.engines.faust import create_app
+from stream.processing import OUTPUT_TOPIC_OF, OutputRecord
 from stream.records import ORDERS_TOPIC, TICKS_TOPIC, Anomaly, OrderPaid
 from stream.settings import StreamSettings
 from stream.transitions import Output
@@ -28,8 +29,9 @@ class RecordingSender:
     sent: list[Output] = field(default_factory=list)
     exactly_once: bool = False
 
-    async def send(self, message: Any, out: Output) -> None:
-        self.sent.append(out)
+    async def send(self, message: Any, out: OutputRecord) -> None:
+        record = {v: k for k, v in OUTPUT_TOPIC_OF.items()}[out.topic]
+        self.sent.append(record.from_bytes(out.value))
 
 
 @dataclass

@@ -15,35 +15,21 @@ import asyncio
 import json
 import logging
 import shutil
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
 
-from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
+from gateway.records import NOTIFICATIONS_TOPIC, RecordError
 from stream.eos import CommitGate, install_commit_gate
 from stream.highwater import install_stable_highwaters
-from stream.records import (
-    ANOMALIES_TOPIC,
-    EVENT_NAMESPACE,
-    ORDER_CLOSED_TOPIC,
-    ORDER_PAID_TOPIC,
-    ORDER_REFUNDED_TOPIC,
-    ORDERS_TOPIC,
-    TICKS_TOPIC,
-    Anomaly,
-    ExpectedOrder,
-    OrderClosed,
-    OrderPaid,
-    OrderRefunded,
-)
+from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
+from stream.records import ORDERS_TOPIC, TICKS_TOPIC
 from stream.schedule import DueSchedule
 from stream.seek import install_safe_seek
 from stream.settings import StreamSettings
-from stream.state import due_at
-from stream.transitions import Input, Output, Tick, apply, state_from_dict, state_to_dict
+from stream.transitions import Input, Tick
 
 log = logging.getLogger("paynotify.stream")
 
@@ -54,12 +40,6 @@ EOS_LINGER_S = 0.005
 # then waits a whole round trip for that batch to drain (one batch in flight per partition).
 BATCH_BYTES = 512 * 1024
 TABLES = ("order-state", "order-due")  # the order states; when each order is next due for a tick
-OUTPUT_TOPIC_OF: dict[type, str] = {
-    OrderPaid: ORDER_PAID_TOPIC,
-    OrderRefunded: ORDER_REFUNDED_TOPIC,
-    OrderClosed: ORDER_CLOSED_TOPIC,
-    Anomaly: ANOMALIES_TOPIC,
-}
 
 
 def create_app(
@@ -133,37 +113,35 @@ class StreamWorker:
         self.due = app.Table(TABLES[1], partitions=settings.partitions, key_type=str)
         self.sender = EventSender(app, settings)
         self.schedule = DueSchedule()  # rebuilt from ``due`` after every rebalance
-        self.routes = {
-            settings.topic(name): name for name in (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
-        }
+        self.routes = {settings.topic(name): name for name in INPUT_TOPICS}
+        self.processor = OrderProcessor(settings.pending_timeout_s, settings.retention_s)
 
     async def handle(self, message: Any, value: bytes) -> None:
         """Decode one input record, apply it, send what it emits, store the new state."""
         kind = self.routes.get(message.topic, ORDERS_TOPIC)
-        if kind == TICKS_TOPIC:
-            await self.on_tick(message, value)
-            return
-        decoded = decode(message.topic, value, kind == NOTIFICATIONS_TOPIC)
+        decoded = self.processor.decode(kind, value)
         if isinstance(decoded, RecordError):
-            await self.sender.send(message, undecodable(message, decoded))
-            return
-        await self.step(message, decoded.out_trade_no, decoded)
+            log.error("undecodable record", extra={"topic": message.topic, "error": str(decoded)})
+            where = (message.topic, message.partition, message.offset, message.key)
+            await self.sender.send(message, self.processor.undecodable(*where, decoded))
+        elif isinstance(decoded, Tick):
+            await self.on_tick(message, decoded)
+        else:
+            await self.step(message, decoded.out_trade_no, decoded)
 
     async def step(self, message: Any, key: str, item: Input) -> None:
         """Apply one input to the order ``key``: send first, then store."""
-        stored = self.table.get(key)
-        before = state_from_dict(stored) if stored else None
-        result = apply(before, item)
-        for out in result.emit:
+        done = self.processor.process(self.table.get(key), item)
+        for out in done.outputs:
             await self.sender.send(message, out)
-        if result.state is None:
+        if done.state is None:
             self.table.pop(key, None)
             self.due.pop(key, None)
             return
-        if result.state == before:  # an exact copy: no table write, no changelog record
+        if not done.changed:  # an exact copy: no table write, no changelog record
             return
-        self.table[key] = state_to_dict(result.state)
-        self.index(message.partition, key, due_at(result.state, *self.horizons()))
+        self.table[key] = done.state
+        self.index(message.partition, key, done.due_at)
 
     def index(self, partition: int, key: str, at: datetime | None) -> None:
         """Remember when the order ``key`` is next due for a tick (nothing: forget it)."""
@@ -175,14 +153,9 @@ class StreamWorker:
             self.due[key] = entry
             self.schedule.add(partition, key, entry["at"])
 
-    def horizons(self) -> tuple[float, float]:
-        """Return (pending timeout, retention) in seconds."""
-        return self.settings.pending_timeout_s, self.settings.retention_s
-
-    async def on_tick(self, message: Any, value: bytes) -> None:
+    async def on_tick(self, message: Any, tick: Tick) -> None:
         """Apply a tick to every order of this partition that is due."""
-        now = str(json.loads(value)["now"])
-        tick = Tick(now, *self.horizons())
+        now = tick.now
         partition = message.partition
         if not self.schedule.loaded(partition):  # first tick since this worker got it
             entries = [(e["at"], k) for k, e in list(self.due.items()) if e["p"] == partition]
@@ -229,12 +202,12 @@ class EventSender:
         group = self.app.assignor.group_for_topic(message.topic)
         return f"{self.app.conf.id}-{group}-{message.partition}"
 
-    async def send(self, message: Any, out: Output) -> None:
-        """Send one event inside the input's transaction (at_least_once: wait for its ack)."""
-        topic = self.settings.topic(OUTPUT_TOPIC_OF[type(out)])
+    async def send(self, message: Any, out: OutputRecord) -> None:
+        """Send one record inside the input's transaction (at_least_once: wait for its ack)."""
+        topic = self.settings.topic(out.topic)
         tid = self.transactional_id(message) if self.exactly_once else None
         future = await self.app.producer.send(
-            topic, out.out_trade_no.encode(), out.to_bytes(), None, None, None, transactional_id=tid
+            topic, out.key, out.value, None, None, None, transactional_id=tid
         )
         if self.exactly_once:
             self.pending.append(future)
@@ -246,31 +219,6 @@ class EventSender:
         pending, self.pending = self.pending, []
         for future in pending:
             await future  # raises the send's error: the commit must not go through
-
-
-def decode(
-    topic: str, value: bytes, is_notification: bool
-) -> ExpectedOrder | Notification | RecordError:
-    """Decode an input record, or return why it cannot be decoded."""
-    try:
-        if is_notification:
-            return Notification.from_bytes(value)
-        return ExpectedOrder.from_bytes(value)
-    except RecordError as exc:
-        log.error("undecodable record", extra={"topic": topic, "error": str(exc)})
-        return exc
-
-
-def undecodable(message: Any, error: RecordError) -> Anomaly:
-    """Describe a record the stream cannot decode, so that it is reported, never dropped."""
-    where = f"{message.topic}/{message.partition}/{message.offset}"
-    key = message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else ""
-    return Anomaly(
-        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, f"undecodable\x1f{where}")),
-        out_trade_no=key,
-        reason="undecodable",
-        detail=f"{where}: {error}"[:500],
-    )
 
 
 CLEAN_STOP_MARKER = "clean-stop"

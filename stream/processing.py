@@ -1,0 +1,132 @@
+"""The engine boundary: what a stream engine does with one input record, without any engine.
+
+An engine (``stream/engines/``) consumes ``orders``, ``payment-notifications`` and ``stream-ticks``
+(co-partitioned by ``out_trade_no``), keeps one stored state per order key, and for each record:
+
+1. :meth:`OrderProcessor.decode` turns the record into an input of the state machine, or into a
+   :class:`~gateway.records.RecordError` which :meth:`OrderProcessor.undecodable` reports as an
+   anomaly carrying topic, partition and offset (the record is then committed past, never retried);
+2. :meth:`OrderProcessor.process` applies it to the order's stored state and returns
+   :class:`Processed`: the records to produce, the new stored state and when the order is next due
+   for a tick;
+3. the engine produces the outputs and writes the state *atomically* with the input's offset (a
+   Kafka transaction under exactly-once).
+
+Pure: no Kafka client, no clock, no engine; stored states are plain JSON-able dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
+from stream.records import (
+    ANOMALIES_TOPIC,
+    EVENT_NAMESPACE,
+    ORDER_CLOSED_TOPIC,
+    ORDER_PAID_TOPIC,
+    ORDER_REFUNDED_TOPIC,
+    ORDERS_TOPIC,
+    TICKS_TOPIC,
+    Anomaly,
+    ExpectedOrder,
+    OrderClosed,
+    OrderPaid,
+    OrderRefunded,
+)
+from stream.state import due_at
+from stream.transitions import Input, Output, Tick, apply, state_from_dict, state_to_dict
+
+INPUT_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, TICKS_TOPIC)
+OUTPUT_TOPIC_OF: dict[type, str] = {
+    OrderPaid: ORDER_PAID_TOPIC,
+    OrderRefunded: ORDER_REFUNDED_TOPIC,
+    OrderClosed: ORDER_CLOSED_TOPIC,
+    Anomaly: ANOMALIES_TOPIC,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One record to produce: the logical topic name (before any prefix), key and value."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+    @classmethod
+    def of(cls, out: Output) -> OutputRecord:
+        """Return the record that carries one emitted event or anomaly."""
+        return cls(OUTPUT_TOPIC_OF[type(out)], out.out_trade_no.encode(), out.to_bytes())
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """The outcome of one input for one order.
+
+    ``state`` is the new stored form (None: forget the order); ``changed`` is False when the stored
+    state stays as it was (an exact copy: nothing to write, no changelog record); ``due_at`` is
+    when a tick could next change the order (None: only an input can).
+    """
+
+    state: dict[str, Any] | None
+    changed: bool
+    outputs: tuple[OutputRecord, ...]
+    due_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderProcessor:
+    """Decode and apply inputs with the configured horizons (in seconds)."""
+
+    pending_timeout_s: float
+    retention_s: float
+
+    def decode(self, topic: str, value: bytes) -> Input | RecordError:
+        """Decode a record of the logical input ``topic``, or return why it cannot be decoded."""
+        try:
+            if topic == NOTIFICATIONS_TOPIC:
+                return Notification.from_bytes(value)
+            if topic == TICKS_TOPIC:
+                return self.tick(str(json.loads(value)["now"]))
+            return ExpectedOrder.from_bytes(value)
+        except RecordError as exc:
+            return exc
+        except (ValueError, KeyError, TypeError) as exc:  # a tick that is not {"now": ...}
+            return RecordError(f"unreadable tick: {type(exc).__name__}")
+
+    def tick(self, now: str) -> Tick:
+        """Return the tick input for the time ``now`` (ISO-8601)."""
+        return Tick(now, self.pending_timeout_s, self.retention_s)
+
+    def process(self, stored: dict[str, Any] | None, item: Input) -> Processed:
+        """Apply one input to an order's stored state."""
+        before = state_from_dict(stored) if stored else None
+        result = apply(before, item)
+        outputs = tuple(OutputRecord.of(out) for out in result.emit)
+        if result.state is None:
+            return Processed(None, stored is not None, outputs, None, result.reason)
+        due = due_at(result.state, self.pending_timeout_s, self.retention_s)
+        if result.state == before:
+            return Processed(stored, False, outputs, due, result.reason)
+        return Processed(state_to_dict(result.state), True, outputs, due, result.reason)
+
+    @staticmethod
+    def undecodable(
+        topic: str, partition: int, offset: int, key: bytes | None, error: RecordError
+    ) -> OutputRecord:
+        """Describe a record that cannot be decoded, so that it is reported, never dropped."""
+        where = f"{topic}/{partition}/{offset}"
+        number = key.decode("utf-8", "replace") if isinstance(key, bytes) else ""
+        anomaly = Anomaly(
+            anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, f"undecodable\x1f{where}")),
+            out_trade_no=number,
+            reason="undecodable",
+            detail=f"{where}: {error}"[:500],
+        )
+        return OutputRecord.of(anomaly)
