@@ -87,18 +87,27 @@ class OrderProcessor:
     pending_timeout_s: float
     retention_s: float
 
-    def decode(self, topic: str, value: bytes) -> Input | RecordError:
-        """Decode a record of the logical input ``topic``, or return why it cannot be decoded."""
+    def decode(self, topic: str, key: bytes | None, value: bytes) -> Input | RecordError:
+        """Decode a record of the logical input ``topic``, or return why it cannot be decoded.
+
+        An order or a notification must be keyed by its own ``out_trade_no``: any other key would
+        put it on another order's partition and state.
+        """
         try:
-            if topic == NOTIFICATIONS_TOPIC:
-                return Notification.from_bytes(value)
             if topic == TICKS_TOPIC:
                 return self.tick(str(json.loads(value)["now"]))
-            return ExpectedOrder.from_bytes(value)
+            item: Input
+            if topic == NOTIFICATIONS_TOPIC:
+                item = Notification.from_bytes(value)
+            else:
+                item = ExpectedOrder.from_bytes(value)
         except RecordError as exc:
             return exc
         except (ValueError, KeyError, TypeError) as exc:  # a tick that is not {"now": ...}
             return RecordError(f"unreadable tick: {type(exc).__name__}")
+        if key != item.out_trade_no.encode():
+            return RecordError("the record's key is not its out_trade_no")
+        return item
 
     def tick(self, now: str) -> Tick:
         """Return the tick input for the time ``now`` (ISO-8601)."""

@@ -119,7 +119,7 @@ class StreamWorker:
     async def handle(self, message: Any, value: bytes) -> None:
         """Decode one input record, apply it, send what it emits, store the new state."""
         kind = self.routes.get(message.topic, ORDERS_TOPIC)
-        decoded = self.processor.decode(kind, value)
+        decoded = self.processor.decode(kind, message.key, value)
         if isinstance(decoded, RecordError):
             log.error("undecodable record", extra={"topic": message.topic, "error": str(decoded)})
             where = (message.topic, message.partition, message.offset, message.key)
