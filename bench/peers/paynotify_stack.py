@@ -47,6 +47,7 @@ url = "{database}"
 
 [stream]
 data_dir = "stream-data"
+{stream_options}
 
 [[accounts]]
 name = "{account}"
@@ -77,6 +78,7 @@ class PaynotifyPeer:
     success_answer: str = "200 success"
     postgres: LocalPostgres | None = None
     stack: Stack | None = None
+    stream_options: dict[str, str | float | int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -99,6 +101,9 @@ class PaynotifyPeer:
                     account=ACCOUNT,
                     app_id=APP_ID,
                     public_key=self.public_key,
+                    stream_options="\n".join(
+                        f"{k} = {v!r}".replace("'", '"') for k, v in self.stream_options.items()
+                    ),
                 ),
                 encoding="utf-8",
             )

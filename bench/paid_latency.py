@@ -1,0 +1,219 @@
+"""Notification to paid row: the latency of the whole stack at a steady rate, black-box.
+
+Starts the stack of ``bench/side_by_side.py`` (local broker, gateway, stream, sink, PostgreSQL),
+publishes the expected orders, then sends pre-signed Alipay RSA2 payments at ``--rate`` for
+``--seconds`` over keep-alive connections (a small raw HTTP/1.1 client, so that the sender's own
+CPU stays small beside the stack's) and polls ``orders`` every 5 ms for the moment each order reads
+``paid``. Prints, per run and as the median of the runs: the latency from sending a notification
+to its paid row (p50, p90, p99, max), the acknowledgement latency, and the cores each process
+used during the run.
+
+    .venv/bin/python bench/paid_latency.py --rate 1000 --seconds 10 --runs 3 --engine quix
+    .venv/bin/python bench/paid_latency.py --rate 200 --seconds 10 --runs 3 --engine faust
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
+
+from bench.peers.paynotify_stack import PaynotifyPeer
+from bench.side_by_side_load import AMOUNT_MINOR, FixedRateResult, Probe, _pending, _poll, sign_all
+from bench.stack_ack import label, own_cpu, processes
+from tests.support import alipay as signer
+from tests.support.keys import write_public_pem
+
+CONNECTIONS = 64
+POLL_S = 0.005
+
+
+@dataclass
+class RunResult:
+    """One measured run: its probes, how long the sending took and the cores per process."""
+
+    probes: FixedRateResult
+    seconds: float
+    cores: dict[str, float]
+
+
+def request_bytes(url: str, body: bytes) -> bytes:
+    """Return one complete HTTP/1.1 POST of ``body`` to ``url``, keep-alive."""
+    parts = urlsplit(url)
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def exchange(
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes, probe: Probe
+) -> None:
+    """Send one request on an open connection and read its answer into ``probe``."""
+    reader, writer = conn
+    probe.sent = time.monotonic()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    probe.answered = time.monotonic()
+    probe.answer = f"{head.split(b' ')[1].decode()} {body[:24].decode(errors='replace')}"
+
+
+async def send_at_rate(
+    url: str, requests: dict[str, bytes], probes: list[Probe], rate: float
+) -> None:
+    """Send every probe's request at ``rate``/s, each on the next idle connection."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        idle.put_nowait(await asyncio.open_connection(host, port))
+
+    async def one(probe: Probe) -> None:
+        conn = await idle.get()
+        try:
+            await exchange(conn, requests[probe.order], probe)
+        except (OSError, asyncio.IncompleteReadError):
+            probe.answer = "no answer"
+            conn = await asyncio.open_connection(host, port)
+        idle.put_nowait(conn)
+
+    start, tasks = time.monotonic(), []
+    for i, probe in enumerate(probes):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(one(probe)))
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        idle.get_nowait()[1].close()
+
+
+def measure(peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float) -> RunResult:
+    """Send ``bodies`` at ``rate`` and wait (up to 60 s) for every acknowledged one to be paid."""
+    requests = {no: request_bytes(peer.url, body) for no, body in bodies.items()}
+    result = FixedRateResult(rate, [Probe(no) for no in bodies])
+    names = processes()
+    before = {pid: own_cpu(pid) for pid in names}
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll, args=(peer.connect, result.probes, stop, POLL_S))
+    poller.start()
+    started = time.monotonic()
+    try:
+        asyncio.run(send_at_rate(peer.url, requests, result.probes, rate))
+        seconds = time.monotonic() - started
+        cores = cores_by_name(names, before, mine, seconds)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_pending(result.probes)):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        poller.join()
+    return RunResult(result, seconds, cores)
+
+
+def cores_by_name(
+    names: dict[int, str], before: dict[int, float], mine: resource.struct_rusage, seconds: float
+) -> dict[str, float]:
+    """Return the cores each kind of process used since ``before``."""
+    totals: dict[str, float] = {}
+    for pid, command in names.items():
+        name = label(pid, command)
+        totals[name] = totals.get(name, 0.0) + (own_cpu(pid) - before[pid]) / seconds
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    sender = used.ru_utime + used.ru_stime - mine.ru_utime - mine.ru_stime
+    totals[label(os.getpid(), "")] = sender / seconds
+    return {k: v for k, v in totals.items() if v >= 0.01}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def summary(run: RunResult) -> dict[str, float]:
+    """Return the run's latency figures in ms and its counts."""
+    e2e, ack = run.probes.e2e_ms("200 success"), run.probes.ack_ms()
+    return {
+        "sent": len(run.probes.probes),
+        "acknowledged": sum(p.answer == "200 success" for p in run.probes.probes),
+        "paid": len(e2e),
+        "e2e_p50": statistics.median(e2e) if e2e else float("nan"),
+        "e2e_p90": percentile(e2e, 0.90) if e2e else float("nan"),
+        "e2e_p99": percentile(e2e, 0.99) if e2e else float("nan"),
+        "e2e_max": max(e2e) if e2e else float("nan"),
+        "ack_p50": statistics.median(ack) if ack else float("nan"),
+        "ack_p99": percentile(ack, 0.99) if ack else float("nan"),
+        "achieved_rate": len(run.probes.probes) / run.seconds,
+    }
+
+
+def print_run(index: int, figures: dict[str, float], cores: dict[str, float]) -> None:
+    """Print one run's figures."""
+    print(
+        f"run {index}: sent {figures['sent']:.0f} at {figures['achieved_rate']:.0f}/s, "
+        f"acknowledged {figures['acknowledged']:.0f}, paid {figures['paid']:.0f}; "
+        f"notification -> paid row p50 {figures['e2e_p50']:.0f} ms, p90 {figures['e2e_p90']:.0f}, "
+        f"p99 {figures['e2e_p99']:.0f}, max {figures['e2e_max']:.0f}; "
+        f"ack p50 {figures['ack_p50']:.1f} ms, p99 {figures['ack_p99']:.1f}"
+    )
+    print(
+        "  cores: "
+        + ", ".join(f"{n} {c:.2f}" for n, c in sorted(cores.items(), key=lambda x: -x[1]))
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--engine", default="quix", choices=("quix", "faust"))
+    args = parser.parse_args()
+    count = int(args.rate * args.seconds)
+    folder = Path(tempfile.mkdtemp(prefix="paynotify-paid-latency-"))
+    public = write_public_pem(signer.key(0), folder / "alipay_public.pem")
+    numbers = [[f"l{r}-{i}" for i in range(count)] for r in range(args.runs + 1)]
+    print(f"signing {count * (args.runs + 1)} notifications ...", flush=True)
+    signed = sign_all(signer.key(0), [no for run in numbers for no in run])
+    with PaynotifyPeer(public, stream_options={"engine": args.engine}) as peer:
+        peer.add_orders([(no, AMOUNT_MINOR) for no in signed])
+        peer.wait_applied()
+        warm = {no: signed[no] for no in numbers[0]}
+        measure(peer, warm, args.rate)  # the JVM's compiler and every cache warm up first
+        figures = []
+        for index, run in enumerate(numbers[1:], start=1):
+            result = measure(peer, {no: signed[no] for no in run}, args.rate)
+            figures.append(summary(result))
+            print_run(index, figures[-1], result.cores)
+    print(
+        f"\n{args.engine}, {args.rate:.0f}/s for {args.seconds:.0f} s, median of {args.runs}: "
+        f"notification -> paid row p50 {statistics.median(f['e2e_p50'] for f in figures):.0f} ms, "
+        f"p99 {statistics.median(f['e2e_p99'] for f in figures):.0f} ms; "
+        f"ack p99 {statistics.median(f['ack_p99'] for f in figures):.1f} ms"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
