@@ -33,14 +33,20 @@ def die_with_parent() -> None:
 
 
 def supervise(command: Sequence[str], name: str, first_pause_s: float = FIRST_PAUSE_S) -> int:
-    """Run ``command`` until it exits 0 or this process is told to stop; return its code."""
+    """Run ``command`` until it exits 0 or this process is told to stop; return its code.
+
+    A worker that ends by the very signal passed on to it (told to stop before it had set up its
+    own handler, e.g. while still importing) has stopped as asked: that is 0, not -signum.
+    """
     stopping = False
+    forwarded: set[int] = set()
     child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         if child is not None and child.poll() is None:
+            forwarded.add(signum)
             child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
@@ -51,7 +57,7 @@ def supervise(command: Sequence[str], name: str, first_pause_s: float = FIRST_PA
         child = subprocess.Popen(list(command), preexec_fn=die_with_parent)
         code = child.wait()
         if stopping or code == 0:
-            return code
+            return 0 if -code in forwarded else code
         if time.monotonic() - started > STEADY_S:
             pause = first_pause_s
         log.error("%s worker exited; restarting", name, extra={"exit_code": code, "pause_s": pause})

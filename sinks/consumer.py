@@ -1,8 +1,9 @@
 """The sink's Kafka loop: read committed records in batches, write each batch in one database
 transaction, and commit the Kafka offsets only after the database commit.
 
-- ``read_committed``, auto-commit off; a batch is ``[sink] batch_size`` records or whatever
-  arrived within ``[sink] flush_interval_seconds``.
+- ``read_committed``, auto-commit off; a batch is the first record to arrive (waiting up to
+  ``[sink] flush_interval_seconds``) plus whatever is already fetched, at most ``[sink]
+  batch_size`` records: no record waits for a batch to fill.
 - While the database is down or refuses writes, the sink pauses its partitions (keeping its group
   membership alive), retries the same batch with backoff up to ``[sink] max_backoff_seconds``, and
   resumes when the batch is written; nothing is committed until then, so a crash at any moment
@@ -72,9 +73,7 @@ class KafkaSink:
         consumer.subscribe(list(self._names))
         try:
             while not stop.is_set():
-                messages = consumer.consume(
-                    self._settings.batch_size, timeout=self._settings.flush_interval_s
-                )
+                messages = self._next_batch(consumer)
                 records = [r for r in (self._record(m) for m in messages) if r is not None]
                 if records:
                     self._write(consumer, records, stop)
@@ -82,6 +81,17 @@ class KafkaSink:
         finally:
             consumer.close()
             self.metrics.close()
+
+    def _next_batch(self, consumer: Consumer) -> list[Message]:
+        """Wait up to the flush interval for one record, then take what is already fetched.
+
+        A batch never waits to fill up: at a low rate a record is written as soon as it comes,
+        and under load the fetched backlog makes the batches large by itself.
+        """
+        first = consumer.consume(1, timeout=self._settings.flush_interval_s)
+        if not first or self._settings.batch_size == 1:
+            return first
+        return first + consumer.consume(self._settings.batch_size - 1, timeout=0)
 
     def _wait_for_schema(self, stop: threading.Event) -> bool:
         """Wait for the database (down at start is not a crash); refuse an unmigrated one."""

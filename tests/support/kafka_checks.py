@@ -6,7 +6,7 @@ import time
 import uuid
 from collections import Counter
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from paynotify.simulator.verification import count_paid_events
@@ -60,3 +60,24 @@ def wait_group_caught_up(bootstrap: str, group: str, topic: str, timeout: float 
 
 def paid_counts(bootstrap: str, topic: str, prefix: str) -> Counter[str]:
     return count_paid_events(bootstrap, topic, prefix)
+
+
+def group_members(bootstrap: str, group: str) -> int:
+    """Return how many members the consumer group ``group`` has now.
+
+    0 also while the broker cannot describe it yet (no coordinator before its first member).
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group]
+    try:
+        return len(description.result(timeout=15).members)
+    except KafkaException:
+        return 0
+
+
+def wait_group_members(bootstrap: str, group: str, at_least: int, timeout: float = 120.0) -> None:
+    """Wait until the consumer group ``group`` has ``at_least`` members."""
+    deadline = time.monotonic() + timeout
+    while (count := group_members(bootstrap, group)) < at_least:
+        assert time.monotonic() < deadline, f"group {group} has {count} members, not {at_least}"
+        time.sleep(0.3)

@@ -26,9 +26,10 @@ partitions = {partitions}
 topic_prefix = "{prefix}"
 
 [database]
-url = "sqlite:///unused.db"
+url = "{database}"
 
 [stream]
+engine = "{engine}"
 data_dir = "{data_dir}"
 processing_guarantee = "{guarantee}"
 commit_interval_seconds = {commit}
@@ -48,6 +49,8 @@ def write_stream_config(
     prefix: str | None = None,
     commit: float = 0.5,
     standbys: int = 1,
+    engine: str = "quix",
+    database: str = "sqlite:///unused.db",
 ) -> tuple[Path, str]:
     """Write a stream-only config with a fresh topic prefix and create its topics."""
     prefix = prefix or f"s{uuid.uuid4().hex[:10]}-"
@@ -62,6 +65,8 @@ def write_stream_config(
             guarantee=guarantee,
             commit=commit,
             standbys=standbys,
+            engine=engine,
+            database=database,
         )
     )
     ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions)

@@ -38,3 +38,20 @@ def test_supervise_passes_sigterm_on_and_returns_the_worker_code() -> None:
         assert supervisor.stdout is not None and supervisor.stdout.readline() == "up\n"
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=10) == 7
+
+
+SUPERVISED_DEFAULT_HANDLER = """
+import sys
+from paynotify.supervisor import supervise
+child = "import time; print('up', flush=True); time.sleep(30)"
+sys.exit(supervise([sys.executable, "-c", child], "test"))
+"""
+
+
+def test_supervise_worker_ended_by_the_forwarded_sigterm_exits_zero() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", SUPERVISED_DEFAULT_HANDLER], stdout=subprocess.PIPE, text=True
+    ) as supervisor:
+        assert supervisor.stdout is not None and supervisor.stdout.readline() == "up\n"
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=10) == 0
