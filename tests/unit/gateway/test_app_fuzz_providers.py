@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -43,8 +44,21 @@ FUZZ = settings(
 TRIED: Counter[tuple[str, str, int]] = Counter()
 
 
+class Defects(logging.Handler):
+    """Collect the gateway's error log lines: an unexpected exception is a defect even though
+    the request was answered 400."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(f"{record.getMessage()} {getattr(record, 'error', '')}")
+
+
 class Gateway:
     def __init__(self) -> None:
+        self.defects = Defects()
         self.publisher = MemoryPublisher()
         app = reqs.build("lean", reqs.settings(), self.publisher)
         self.loop = asyncio.new_event_loop()
@@ -55,10 +69,12 @@ class Gateway:
     def check(self, provider: str, body: bytes, headers: dict[str, str], signed: bool) -> None:
         """Send one request and assert the hardening contract for it."""
         self.publisher.records.clear()
+        self.defects.seen.clear()
         request = self.client.post(f"/notify/{provider}/shop", content=body, headers=headers)
         response = self.loop.run_until_complete(request)
         TRIED[(provider, "signed" if signed else "unsigned", response.status_code)] += 1
         assert response.status_code < 500, response.text
+        assert self.defects.seen == [], self.defects.seen
         if response.status_code >= 300 or not signed:
             assert self.publisher.records == [], response.status_code
         for _topic, key, value in self.publisher.records:
@@ -69,7 +85,10 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
     gw = Gateway()
+    logger = logging.getLogger("paynotify.gateway")
+    logger.addHandler(gw.defects)
     yield gw
+    logger.removeHandler(gw.defects)
     gw.loop.run_until_complete(gw.client.aclose())
     gw.loop.close()
     report = os.environ.get("PAYNOTIFY_FUZZ_REPORT")
