@@ -22,6 +22,7 @@ class AlipayAccount:
     public_keys: tuple[RSAPublicKey, ...] = field(repr=False)
     seller_id: str | None = None
     currency: str = "CNY"
+    sign_types: frozenset[str] = frozenset({"RSA2", "RSA"})
     provider: ClassVar[str] = "alipay"
 
 
@@ -57,6 +58,7 @@ class StandardWebhooksAccount:
 class AdyenAccount:
     name: str
     hmac_keys: tuple[SecretStr, ...]
+    merchant_account_codes: frozenset[str] = frozenset()  # empty: any (warned at start-up)
     provider: ClassVar[str] = "adyen"
 
 

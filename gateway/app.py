@@ -24,6 +24,7 @@ from gateway.errors import (
     MalformedBodyError,
     NotFoundError,
     PublishError,
+    RequestTimeoutError,
     SignatureError,
     SourceAddressError,
     UnhandledEventError,
@@ -43,6 +44,7 @@ STATUS = (
     (VerificationError, 401),
     (BodyTooLargeError, 413),
     (ContentTypeError, 415),
+    (RequestTimeoutError, 408),
     (MalformedBodyError, 400),
     (PublishError, 503),
 )
@@ -123,11 +125,12 @@ def release_metrics(metrics: Metrics) -> None:
 
 
 def status_for(exc: GatewayError) -> int:
-    """Return the HTTP status for a gateway error."""
+    """Return the HTTP status for a gateway error (400 for any other: a request never earns a
+    5xx but the broker's 503)."""
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status
-    return 500
+    return 400
 
 
 def create_app(
@@ -187,7 +190,10 @@ def error_response(metrics: Metrics, provider: str, account: str, exc: GatewayEr
     )
     if isinstance(exc, SignatureError) and provider == "alipay":
         status = 400
-    return failure_response(provider, status, str(exc))
+    response = failure_response(provider, status, str(exc))
+    if isinstance(exc, RequestTimeoutError):
+        response.headers["connection"] = "close"  # the rest of the body is not worth waiting for
+    return response
 
 
 def _add_probes(app: FastAPI) -> None:

@@ -19,9 +19,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gateway.app import build_metrics, error_response, release_metrics, shared_metrics_dir
-from gateway.errors import GatewayError, NotFoundError
+from gateway.errors import ClientDisconnectedError, GatewayError, NotFoundError
 from gateway.publisher import KafkaPublisher, Publisher
-from gateway.routes import accept
+from gateway.routes import accept, within
 from gateway.settings import GatewaySettings, config_path, load_settings
 
 Scope = MutableMapping[str, Any]
@@ -67,7 +67,7 @@ class LeanGateway:
         try:
             if not account:
                 raise NotFoundError("unknown provider or account")
-            chunks = _body_chunks(receive)
+            chunks = within(_body_chunks(receive), self.state.settings.read_timeout_seconds)
             return await accept(self.state, provider, account, Headers(scope=scope), client, chunks)
         except GatewayError as exc:
             return error_response(self.state.metrics, provider, account, exc)
@@ -105,7 +105,7 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise ClientDisconnectedError("client left before the body was complete")
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return

@@ -7,7 +7,9 @@ them to HTTP answers. Messages never carry a secret or a request body.
     ├── RequestError                the request is not acceptable as sent
     │   ├── MalformedBodyError      the body or a field cannot be parsed          -> 400
     │   ├── BodyTooLargeError       the body exceeds the configured limit         -> 413
-    │   └── ContentTypeError        the content type is not the provider's        -> 415
+    │   ├── ContentTypeError        the content type is not the provider's        -> 415
+    │   ├── RequestTimeoutError     the body did not arrive within the deadline   -> 408
+    │   └── ClientDisconnectedError the client left before the body was complete  -> 400
     ├── VerificationError           the request is not proven genuine
     │   ├── SignatureError          missing, unparsable or wrong signature        -> 401
     │   ├── StaleTimestampError     timestamp outside the tolerance               -> 401
@@ -55,6 +57,14 @@ class BodyTooLargeError(RequestError):
 
 class ContentTypeError(RequestError):
     reason = "content_type"
+
+
+class RequestTimeoutError(RequestError):
+    reason = "read_timeout"
+
+
+class ClientDisconnectedError(RequestError):
+    reason = "disconnected"
 
 
 class VerificationError(GatewayError):

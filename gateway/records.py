@@ -8,8 +8,10 @@ normalized (integer minor units, ISO currency, one ``kind`` per fact) and keyed 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -17,6 +19,25 @@ import orjson
 NOTIFICATIONS_TOPIC = "payment-notifications"
 
 KINDS = frozenset({"payment", "refund", "close"})
+# Amounts are minor units in a signed 64-bit integer (what Kafka clients, databases and JSON
+# parsers of other languages all hold without loss).
+MAX_MINOR = 2**63 - 1
+# The longest value of each text field (the database's columns hold these, see sinks/rows.py);
+# a time is ISO-8601, 32 characters at most when written by ``datetime.isoformat``.
+TEXT_LIMITS = {
+    "provider": 32,
+    "account": 64,
+    "notify_id": 192,
+    "out_trade_no": 128,
+    "kind": 16,
+    "status": 64,
+    "currency": 3,
+    "provider_trade_no": 128,
+    "content_type": 128,
+    "refund_id": 128,
+}
+TIME_LIMIT = 40
+REQUIRED_TEXT = ("provider", "account", "notify_id", "out_trade_no", "currency")
 
 Self = TypeVar("Self", bound="JsonRecord")
 
@@ -92,15 +113,28 @@ class Notification(JsonRecord):
         return self.out_trade_no.encode()
 
     def check(self) -> None:
-        """Raise RecordError on an unknown kind, a non-integer amount or an empty id."""
-        if self.kind not in KINDS:
-            raise RecordError(f"unknown kind {self.kind!r}")
-        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
-            raise RecordError("amount_minor must be an integer")
-        for name in ("provider", "account", "notify_id", "out_trade_no", "currency"):
+        """Raise RecordError unless every field is what the stream can rely on.
+
+        Text fields are strings that encode as UTF-8, within their length; the ids, order number,
+        provider, account and currency are non-empty (currency three upper-case letters);
+        amounts are integers in 0..2^63-1 (optional ones may be None); ``received_at`` and
+        ``occurred_at`` (or None) are ISO-8601 times with a UTC offset; the raw body is base64.
+        """
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
+            raise RecordError(f"unknown kind {self.kind!r:.40}")
+        for name, limit in TEXT_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise RecordError(f"{name} must be a non-empty string")
+            if value is None and name == "refund_id":
+                continue
+            _check_text(name, value, limit, required=name in REQUIRED_TEXT)
+        if not (self.currency.isascii() and self.currency.isalpha() and self.currency.isupper()):
+            raise RecordError("currency must be three upper-case letters")
+        _check_amount("amount_minor", self.amount_minor, required=True)
+        _check_amount("refund_amount_minor", self.refund_amount_minor, required=False)
+        _check_amount("refund_total_minor", self.refund_total_minor, required=False)
+        _check_time("received_at", self.received_at, required=True)
+        _check_time("occurred_at", self.occurred_at, required=False)
+        _check_base64(self.raw_body_b64)
 
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""
@@ -108,6 +142,50 @@ class Notification(JsonRecord):
 
 
 _NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification))
+
+
+def _check_text(name: str, value: object, limit: int, *, required: bool) -> None:
+    if not isinstance(value, str) or (required and not value):
+        raise RecordError(f"{name} must be a non-empty string" if required else f"{name}: text")
+    if len(value) > limit:
+        raise RecordError(f"{name} is longer than {limit} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RecordError(f"{name} holds a lone surrogate") from None
+
+
+def _check_amount(name: str, value: object, *, required: bool) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RecordError(f"{name} must be an integer")
+    if not 0 <= value <= MAX_MINOR:
+        raise RecordError(f"{name} must be between 0 and 2^63-1")
+
+
+def _check_time(name: str, value: object, *, required: bool) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or len(value) > TIME_LIMIT:
+        raise RecordError(f"{name} must be an ISO-8601 time")
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("no UTC offset")
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise RecordError(f"{name} must be an ISO-8601 time with a UTC offset") from None
+
+
+def _check_base64(value: object) -> None:
+    if not isinstance(value, str):
+        raise RecordError("raw_body_b64 must be a string")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RecordError("raw_body_b64 is not base64") from None
 
 
 def encode_raw_body(body: bytes) -> str:
@@ -119,11 +197,12 @@ def decode_json_object(data: bytes) -> dict[str, Any]:
     """Parse a UTF-8 JSON object.
 
     Raises:
-        RecordError: not UTF-8, not JSON, or not an object.
+        RecordError: not UTF-8, not JSON (an integer of more than 4,300 digits and nesting past
+        the recursion limit included), or not an object.
     """
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordError(f"value is not UTF-8 JSON: {exc.__class__.__name__}") from None
     if not isinstance(obj, dict):
         raise RecordError("value is not a JSON object")

@@ -12,11 +12,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.requests import ClientDisconnect
 
 from gateway.accounts import AccountConfig
-from gateway.errors import BodyTooLargeError, NotFoundError, SourceAddressError
+from gateway.errors import (
+    BodyTooLargeError,
+    ClientDisconnectedError,
+    GatewayError,
+    MalformedBodyError,
+    NotFoundError,
+    PublishError,
+    RequestTimeoutError,
+    SourceAddressError,
+)
 from gateway.providers import adyen, alipay, standardwebhooks, stripe, wechatpay
-from gateway.records import Notification
+from gateway.records import Notification, RecordError
 
 Verifier = Callable[..., Sequence[Notification]]
 
@@ -45,9 +55,35 @@ router = APIRouter()
 async def notify(provider: str, account: str, request: Request) -> Response:
     """Verify one provider notification, publish it, and acknowledge it once it is durable."""
     client = request.client.host if request.client else ""
-    return await accept(
-        request.app.state, provider, account, request.headers, client, request.stream()
-    )
+    chunks = within(_stream(request), request.app.state.settings.read_timeout_seconds)
+    return await accept(request.app.state, provider, account, request.headers, client, chunks)
+
+
+async def _stream(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientDisconnectedError("client left before the body was complete") from None
+
+
+async def within(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """Yield the body's chunks as long as the whole body arrives within ``seconds``.
+
+    Raises:
+        RequestTimeoutError: the body was not complete by then.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeoutError("the body did not arrive within the read timeout") from None
+        yield chunk
 
 
 async def accept(
@@ -60,15 +96,23 @@ async def accept(
 ) -> Response:
     """Check, read, verify and publish one request; return the provider's success answer.
 
+    Any exception on the way that is not a ``GatewayError`` is a defect: it is logged with its
+    type and place (never its message, which may quote the body) and the request is refused as
+    malformed, so that no input earns a 5xx (publishing failures are already ``PublishError``).
+
     Raises:
         GatewayError: any reason to refuse it (``app.py`` turns it into the failure answer).
     """
-    config = _account(state.settings.accounts, provider, account)
-    check_source(state.settings.source_networks.get((provider, account)), client)
-    with state.metrics.in_flight.track_inprogress():
-        body = await read_body(chunks, headers, state.settings.max_body_bytes)
-        notes = VERIFIERS[provider](body, headers, config, now=state.clock())
-        await publish(state, notes)
+    try:
+        notes = await _accept(state, provider, account, headers, client, chunks)
+    except GatewayError:
+        raise
+    except Exception as exc:
+        log.error(
+            "request raised an unexpected exception",
+            extra={"provider": provider, "error": type(exc).__name__, "where": _where(exc)},
+        )
+        raise MalformedBodyError("request cannot be processed", reason="unexpected") from None
     state.metrics.requests.labels(provider, account, "accepted").inc()
     for note in notes:
         log.info(
@@ -85,6 +129,49 @@ async def accept(
     return success_response(provider)
 
 
+async def _accept(
+    state: Any,
+    provider: str,
+    account: str,
+    headers: Mapping[str, str],
+    client: str,
+    chunks: AsyncIterator[bytes],
+) -> Sequence[Notification]:
+    config = _account(state.settings.accounts, provider, account)
+    check_source(state.settings.source_networks.get((provider, account)), client)
+    with state.metrics.in_flight.track_inprogress():
+        body = await read_body(chunks, headers, state.settings.max_body_bytes)
+        notes = verified(provider, body, headers, config, now=state.clock())
+        await publish(state, notes)
+    return notes
+
+
+def verified(
+    provider: str, body: bytes, headers: Mapping[str, str], config: Any, *, now: float
+) -> Sequence[Notification]:
+    """Verify a request and return its notifications, each checked as the stream will check it.
+
+    Raises:
+        GatewayError: the verifier's refusal; MalformedBodyError for a record the stream
+        would refuse (``Notification.check``).
+    """
+    notes = VERIFIERS[provider](body, headers, config, now=now)
+    try:
+        for note in notes:
+            note.check()
+    except RecordError as exc:
+        raise MalformedBodyError(f"not publishable: {exc}", reason="unpublishable") from None
+    return notes
+
+
+def _where(exc: BaseException) -> str:
+    """Return ``file:line`` of the innermost frame of an exception's traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+
+
 async def publish(state: Any, notes: Sequence[Notification]) -> None:
     """Publish every notification and return once the broker acknowledged all of them.
 
@@ -93,11 +180,17 @@ async def publish(state: Any, notes: Sequence[Notification]) -> None:
     """
     topic = state.settings.notifications_topic
     started = time.perf_counter()
-    if len(notes) == 1:
-        await state.publisher.publish(topic, notes[0].key(), notes[0].to_bytes())
-    elif notes:
-        sends = (state.publisher.publish(topic, n.key(), n.to_bytes()) for n in notes)
-        await asyncio.gather(*sends)
+    try:
+        if len(notes) == 1:
+            await state.publisher.publish(topic, notes[0].key(), notes[0].to_bytes())
+        elif notes:
+            sends = (state.publisher.publish(topic, n.key(), n.to_bytes()) for n in notes)
+            await asyncio.gather(*sends)
+    except GatewayError:
+        raise
+    except Exception as exc:  # e.g. librdkafka's BufferError: the provider must retry
+        log.error("publisher raised an unexpected exception", extra={"error": type(exc).__name__})
+        raise PublishError("the record was not acknowledged") from None
     state.metrics.publish_seconds.observe(time.perf_counter() - started)
 
 
@@ -130,7 +223,7 @@ async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], li
         BodyTooLargeError: the declared or actual length exceeds the limit.
     """
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError("request body is too large")
     received: list[bytes] = []
     size = 0

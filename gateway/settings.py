@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,12 +31,26 @@ from gateway.accounts import (
     WechatPayAccount,
 )
 from gateway.errors import ConfigError
+from gateway.providers import adyen, standardwebhooks
 from gateway.records import NOTIFICATIONS_TOPIC
 
 CONFIG_ENV = "PAYNOTIFY_CONFIG"
 # prometheus_client's multiprocess mode: the folder where every worker process writes its values.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _T = TypeVar("_T", tuple[Any, ...], dict[str, Any])
+# The largest request body the gateway takes. Its record (the body in base64, 4/3 of its size,
+# plus fields of bounded length, see gateway.records.TEXT_LIMITS: under 8 KiB) must fit in what
+# Kafka takes by default: librdkafka's message.max.bytes (1,000,000) and the broker's
+# message.max.bytes (1,048,588). 512 KiB makes a record of at most ~708,000 bytes.
+MAX_BODY_BYTES = 512 * 1024
+# Key material an HMAC secret must hold, once decoded (NIST SP 800-107: at least the security
+# strength wanted; 16 bytes = 128 bits). Providers hand out 24 to 64 bytes.
+MIN_SECRET_BYTES = 16
+APIV3_KEY_BYTES = 32
+# Request heads: at most this many header lines, and this many bytes before the body.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
+log = logging.getLogger("paynotify.gateway")
 
 
 class _Model(BaseModel):
@@ -44,9 +59,11 @@ class _Model(BaseModel):
 
 class GatewaySection(_Model):
     listen: str = "127.0.0.1:8000"
-    max_body_bytes: int = Field(default=64 * 1024, gt=0, le=16 * 1024 * 1024)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0, le=MAX_BODY_BYTES)
     delivery_timeout_ms: int = Field(default=4000, ge=1000, le=30000)
     workers: int = Field(default=1, ge=1, le=64)
+    read_timeout_seconds: float = Field(default=15, gt=0, le=300)
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
 
 
 class KafkaSection(_Model):
@@ -71,6 +88,8 @@ class AccountSection(BaseModel):
     signing_secrets: list[str] = []
     order_id_metadata_key: str = "out_trade_no"
     hmac_keys: list[str] = []
+    merchant_account_codes: list[str] = []
+    sign_types: list[Literal["RSA2", "RSA"]] = Field(default=["RSA2", "RSA"], min_length=1)
     allowed_source_ips: list[str] | None = None
 
 
@@ -91,6 +110,8 @@ class GatewaySettings:
     accounts: Mapping[tuple[str, str], AccountConfig]
     source_networks: Mapping[tuple[str, str], tuple[Network, ...]] = field(default_factory=dict)
     workers: int = 1
+    read_timeout_seconds: float = 15.0
+    max_connections: int = 1000
 
     @property
     def notifications_topic(self) -> str:
@@ -160,6 +181,8 @@ def load_settings(path: Path) -> GatewaySettings:
         accounts=accounts,
         source_networks=networks,
         workers=gateway.workers,
+        read_timeout_seconds=gateway.read_timeout_seconds,
+        max_connections=gateway.max_connections,
     )
 
 
@@ -204,26 +227,42 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             public_keys=_non_empty(keys, where, "alipay_public_keys"),
             seller_id=section.seller_id,
             currency=section.currency,
+            sign_types=frozenset(section.sign_types),
         )
     if section.provider == "wechatpay":
         platform = {
             serial: load_public_key(resolve_secret(v, base), base)
             for serial, v in section.platform_public_keys.items()
         }
+        apiv3_key = resolve_secret(_need(section.apiv3_key, where, "apiv3_key"), base)
+        if len(apiv3_key.encode("utf-8")) != APIV3_KEY_BYTES:
+            raise ConfigError(f"{where}: apiv3_key must be {APIV3_KEY_BYTES} bytes")
         return WechatPayAccount(
             name=section.name,
             mchid=_need(section.mchid, where, "mchid"),
             appid=_need(section.appid, where, "appid"),
-            apiv3_key=SecretStr(resolve_secret(_need(section.apiv3_key, where, "apiv3_key"), base)),
+            apiv3_key=SecretStr(apiv3_key),
             platform_public_keys=_non_empty(platform, where, "platform_public_keys"),
             timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
         )
     if section.provider == "adyen":
         keys = _secrets(section.hmac_keys, base, where)
         _check_each(keys, _is_hex, where, "hmac_keys must be hex")
-        return AdyenAccount(name=section.name, hmac_keys=keys)
+        _check_material(keys, adyen.hex_key, where, "hmac_keys")
+        if not section.merchant_account_codes:
+            log.warning(
+                "adyen account has no merchant_account_codes: items of any merchant account "
+                "are accepted",
+                extra={"account": section.name},
+            )
+        return AdyenAccount(
+            name=section.name,
+            hmac_keys=keys,
+            merchant_account_codes=frozenset(section.merchant_account_codes),
+        )
     secrets = _secrets(section.signing_secrets, base, where)
     if section.provider == "stripe":
+        _check_material(secrets, stripe_key, where, "signing_secrets")
         return StripeAccount(
             name=section.name,
             signing_secrets=secrets,
@@ -231,6 +270,7 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             order_id_metadata_key=section.order_id_metadata_key,
         )
     _check_each(secrets, _is_whsec, where, "signing_secrets must be whsec_ plus base64")
+    _check_material(secrets, standardwebhooks.secret_key, where, "signing_secrets")
     return StandardWebhooksAccount(
         name=section.name,
         signing_secrets=secrets,
@@ -293,6 +333,22 @@ def _secrets(values: list[str], base: Path, where: str) -> tuple[SecretStr, ...]
 def _check_each(values: tuple[SecretStr, ...], valid: Any, where: str, message: str) -> None:
     if not all(valid(v.get_secret_value()) for v in values):
         raise ConfigError(f"{where}: {message}")
+
+
+def stripe_key(secret: str) -> bytes:
+    """Return a Stripe secret's key material: what follows ``whsec_`` (the HMAC key is the whole
+    string, but the prefix is no secret)."""
+    return secret.removeprefix("whsec_").encode("utf-8")
+
+
+def _check_material(values: tuple[SecretStr, ...], key: Any, where: str, name: str) -> None:
+    """Refuse a secret with less than ``MIN_SECRET_BYTES`` of key material once decoded."""
+    for value in values:
+        if len(key(value.get_secret_value())) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{where}: a secret in {name} is empty or shorter than "
+                f"{MIN_SECRET_BYTES} bytes of key material"
+            )
 
 
 def _is_hex(value: str) -> bool:

@@ -63,6 +63,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.asgi import LeanGateway
+    from gateway.serving import protocol_for
 
     path = config_path(args.config)
     settings = load_settings(path)
@@ -72,6 +73,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         "port": settings.port,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        # Slow and greedy clients: a deadline per request and a bounded head (gateway/serving.py),
+        # and at most max_connections connections (uvicorn answers 503 beyond).
+        "http": protocol_for(settings),
+        "limit_concurrency": settings.max_connections,
     }
     if settings.workers == 1:
         uvicorn.run(LeanGateway(settings), log_config=None, **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ class SinkConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SinkSettings:
-    database_url: str
+    database_url: str = field(repr=False)  # holds the password: never in a repr or a log line
     bootstrap_servers: str
     topic_prefix: str
     group_id: str
@@ -93,7 +93,7 @@ def resolve_url(value: str, base: Path) -> str:
         value = os.environ[value[4:]]
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # their messages quote the URL, password included
         raise SinkConfigError("[database] url is not a database URL") from None
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         db = Path(url.database)

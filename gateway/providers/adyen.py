@@ -14,11 +14,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.accounts import AdyenAccount
-from gateway.errors import MalformedBodyError, SignatureError
+from gateway.errors import AccountMismatchError, MalformedBodyError, SignatureError
 from gateway.providers import fields
 from gateway.records import Notification, encode_raw_body
 
@@ -33,6 +34,15 @@ SIGNED_FIELDS = (
     "success",
 )
 KINDS = {"AUTHORISATION": "payment", "REFUND": "refund", "CANCELLATION": "close"}
+# What genuine items hold. No signed field may hold ``:``: the signing string joins them with
+# colons, so a colon inside one would let the same signature cover differently cut fields.
+FORMATS: Mapping[str, re.Pattern[str]] = {
+    "pspReference": re.compile(r"[A-Za-z0-9]{16}"),
+    "originalReference": re.compile(r"([A-Za-z0-9]{16})?"),
+    "eventCode": re.compile(r"[A-Z_]{1,64}"),
+    "currency": re.compile(r"[A-Z]{3}"),
+    "success": re.compile(r"true|false"),
+}
 
 
 def verify(
@@ -45,11 +55,14 @@ def verify(
     """
     fields.check_content_type(fields.lower_headers(headers))
     items = batch_items(fields.parse_object(body))
-    keys = [_hex_key(k.get_secret_value()) for k in account.hmac_keys]
+    keys = [hex_key(k.get_secret_value()) for k in account.hmac_keys]
     for item in items:
         expected = [item_signature(key, item).encode() for key in keys if key]
         if not fields.any_equal(expected, [_given_signature(item)]):
             raise SignatureError("an item's hmacSignature matches no configured key")
+    for item in items:
+        check_formats(item)
+        _check_merchant(item, account)
     mapped = (i for i in items if i.get("eventCode") in KINDS and i.get("success") == "true")
     return tuple(_normalize(item, body, account, now=now) for item in mapped)
 
@@ -71,15 +84,51 @@ def batch_items(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
+def signed_values(item: Mapping[str, Any]) -> dict[str, object]:
+    """Return the eight signed fields of an item as sent (``""`` when absent).
+
+    Raises:
+        MalformedBodyError: ``amount`` is present but not an object.
+    """
+    amount = fields.child(item, "amount")
+    values = {**item, "value": amount.get("value", ""), "currency": amount.get("currency", "")}
+    return {name: values.get(name, "") for name in SIGNED_FIELDS}
+
+
+def check_formats(item: Mapping[str, Any]) -> None:
+    """Refuse an item whose signed fields are not what Adyen sends (see ``FORMATS``).
+
+    Raises:
+        MalformedBodyError: a field outside its format, a ``:`` in any signed field, or a
+        ``value`` that is not an integer amount in minor units (when present).
+    """
+    values = signed_values(item)
+    for name, value in values.items():
+        text = _field_text(value)
+        if ":" in text:
+            raise MalformedBodyError(f"{name} holds ':'", reason="field_format")
+        pattern = FORMATS.get(name)
+        if pattern is not None and value != "" and not pattern.fullmatch(text):
+            raise MalformedBodyError(f"{name} is not in its format", reason="field_format")
+    if values["value"] != "":
+        fields.minor_units(values, "value")
+
+
+def _check_merchant(item: Mapping[str, Any], account: AdyenAccount) -> None:
+    codes = account.merchant_account_codes
+    if codes and item.get("merchantAccountCode") not in codes:
+        raise AccountMismatchError(
+            "merchantAccountCode is not this account's", reason="merchant_account"
+        )
+
+
 def signing_string(item: Mapping[str, Any]) -> str:
     """Return the 8-field string Adyen signs for one item.
 
     Raises:
         MalformedBodyError: a signed field is neither a string nor an integer.
     """
-    amount = fields.child(item, "amount")
-    values = {**item, "value": amount.get("value", ""), "currency": amount.get("currency", "")}
-    return ":".join(_field_text(values.get(name, "")) for name in SIGNED_FIELDS)
+    return ":".join(_field_text(value) for value in signed_values(item).values())
 
 
 def item_signature(key: bytes, item: Mapping[str, Any]) -> str:
@@ -101,7 +150,8 @@ def _given_signature(item: Mapping[str, Any]) -> bytes:
     return value.encode()
 
 
-def _hex_key(key: str) -> bytes:
+def hex_key(key: str) -> bytes:
+    """Return the HMAC key: the hex-decoded configured key (empty when it is not hex)."""
     try:
         return binascii.a2b_hex(key.strip())
     except (binascii.Error, ValueError):

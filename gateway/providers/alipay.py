@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
 from cryptography.exceptions import InvalidSignature
@@ -32,7 +33,48 @@ CONTENT_TYPE = "application/x-www-form-urlencoded"
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gb2312"}
 HASHES = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
 PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
+TRADE_STATUSES = frozenset({"WAIT_BUYER_PAY", "TRADE_CLOSED", *PAID_STATUSES})
 CHINA = timezone(timedelta(hours=8))
+
+# What a genuine notification's fields look like. The signed string ``k=v&k=v`` does not say
+# where a value ends, so a value holding ``&k=v`` could have been another field: every field
+# paynotify reads, and every field that is not free text, is held to its format, and only the
+# free-text fields below may hold ``&``.
+_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
+_AMOUNT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,2})?")
+_ORDER_NO = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?")
+FORMATS: Mapping[str, re.Pattern[str]] = {
+    "notify_type": re.compile("trade_status_sync"),
+    "trade_status": re.compile("|".join(sorted(TRADE_STATUSES))),
+    "notify_id": re.compile(r"[A-Za-z0-9_-]{1,128}"),
+    "app_id": re.compile(r"[0-9]{1,32}"),
+    "version": re.compile(r"1\.0"),
+    "out_trade_no": _ORDER_NO,
+    "out_biz_no": _ORDER_NO,
+    "trade_no": re.compile(r"[A-Za-z0-9_]{1,64}"),
+    "buyer_id": re.compile(r"[A-Za-z0-9_]{0,32}"),
+    "seller_id": re.compile(r"[A-Za-z0-9_]{0,32}"),
+    **{
+        name: _AMOUNT
+        for name in (
+            "total_amount",
+            "receipt_amount",
+            "invoice_amount",
+            "buyer_pay_amount",
+            "point_amount",
+            "refund_fee",
+            "send_back_fee",
+        )
+    },
+    **{
+        name: _TIME
+        for name in ("notify_time", "gmt_create", "gmt_payment", "gmt_close", "gmt_refund")
+    },
+}
+FREE_TEXT = frozenset(
+    {"subject", "body", "fund_bill_list", "voucher_detail_list", "buyer_logon_id", "seller_email"}
+)
 
 
 def verify(
@@ -46,6 +88,7 @@ def verify(
     _check_content_type(headers.get("content-type", ""))
     params = parse_form(body)
     _check_signature(params, account)
+    check_formats(params)
     if params.get("app_id") != account.app_id:
         raise AccountMismatchError("app_id is not this account's", reason="app_id")
     if account.seller_id is not None and params.get("seller_id") != account.seller_id:
@@ -56,6 +99,23 @@ def verify(
 def canonical_string(params: Mapping[str, str]) -> str:
     """Return the string Alipay signs: every parameter but sign/sign_type, sorted, k=v&k=v."""
     return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type"))
+
+
+def check_formats(params: Mapping[str, str]) -> None:
+    """Refuse a notification holding what a genuine one never does (see ``FORMATS``).
+
+    Raises:
+        MalformedBodyError: a key that is not a plain name, a known field outside its format, or
+        an ``&`` in a field that is not free text.
+    """
+    for key, value in params.items():
+        if not _KEY.fullmatch(key):
+            raise MalformedBodyError("form field name is not a plain name", reason="field_format")
+        pattern = FORMATS.get(key)
+        if pattern is not None and not pattern.fullmatch(value):
+            raise MalformedBodyError(f"field {key} is not in its format", reason="field_format")
+        if "&" in value and key not in FREE_TEXT and key != "sign":
+            raise MalformedBodyError(f"field {key} holds '&'", reason="field_format")
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -108,8 +168,8 @@ def _check_content_type(value: str) -> None:
 
 def _check_signature(params: Mapping[str, str], account: AlipayAccount) -> None:
     sign_type = params.get("sign_type", "RSA2")
-    if sign_type not in HASHES:
-        raise SignatureError("unsupported sign_type", reason="sign_type")
+    if sign_type not in HASHES or sign_type not in account.sign_types:
+        raise SignatureError("sign_type not accepted for this account", reason="sign_type")
     try:
         signature = base64.b64decode(params["sign"], validate=True)
     except (KeyError, binascii.Error, ValueError):
@@ -174,16 +234,12 @@ def to_minor(amount: str) -> int:
     """Convert a yuan amount such as ``"1.00"`` to integer fen (100), never through a float.
 
     Raises:
-        MalformedBodyError: not a non-negative amount with at most two decimals.
+        MalformedBodyError: not up to nine digits with at most two decimals (so no sign, no
+        exponent, no NaN).
     """
-    try:
-        value = Decimal(amount)
-    except InvalidOperation:
-        raise MalformedBodyError("amount is not a number", reason="amount") from None
-    minor = value * 100
-    if not value.is_finite() or value < 0 or minor != minor.to_integral_value():
+    if not _AMOUNT.fullmatch(amount):
         raise MalformedBodyError("amount is not a valid yuan amount", reason="amount")
-    return int(minor)
+    return int(Decimal(amount) * 100)
 
 
 def _minor_or_none(amount: str | None) -> int | None:
@@ -191,12 +247,16 @@ def _minor_or_none(amount: str | None) -> int | None:
 
 
 def _china_time(value: str | None) -> str | None:
+    """Return a ``yyyy-MM-dd HH:mm:ss[.S]`` Beijing time as ISO-8601, or None when absent.
+
+    Raises:
+        MalformedBodyError: not a date (``check_formats`` saw its shape), or none in UTC.
+    """
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.split(".", 1)[0])
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        return None
-    return parsed.replace(tzinfo=CHINA).isoformat()
+        parsed = datetime.fromisoformat(value.split(".", 1)[0]).replace(tzinfo=CHINA)
+        parsed.astimezone(UTC)  # 0001-01-01 00:00:00 in China is before year 1 in UTC
+    except (ValueError, OverflowError):
+        raise MalformedBodyError("time is not a date", reason="field_format") from None
+    return parsed.isoformat()

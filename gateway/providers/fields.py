@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,12 @@ from gateway.errors import (
 )
 
 JSON = "application/json"
+# The largest amount in minor units a record carries: a signed 64-bit integer.
+MAX_MINOR = 2**63 - 1
+# Unix times that are a date between 1970 and 9999 (datetime's last year).
+MAX_UNIX = 253402300799
+# A JSON string escape of a UTF-16 surrogate; only such an escape can make a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -79,18 +86,63 @@ def any_equal(expected: Iterable[bytes], given: Iterable[bytes]) -> bool:
 
 
 def parse_object(data: bytes) -> dict[str, Any]:
-    """Parse a UTF-8 JSON object.
+    """Parse a UTF-8 JSON object, refusing what makes its meaning ambiguous or unencodable.
+
+    Refused: a duplicated key (parsers disagree on which copy wins), ``NaN``/``Infinity``, an
+    integer longer than Python converts (4,300 digits), nesting deeper than the interpreter's
+    recursion limit, and a string holding a lone UTF-16 surrogate (it has no UTF-8 encoding).
 
     Raises:
-        MalformedBodyError: not UTF-8, not JSON, or not an object.
+        MalformedBodyError: not UTF-8, not JSON, not an object, or one of the above.
     """
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        obj = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise MalformedBodyError("body is not a UTF-8 JSON document") from None
     if not isinstance(obj, dict):
         raise MalformedBodyError("body is not a JSON object")
+    if _SURROGATE_ESCAPE.search(data) and not _encodable(obj):
+        raise MalformedBodyError("body holds a lone surrogate", reason="surrogate")
     return obj
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicated key")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _encodable(value: Any) -> bool:
+    """Return whether every string (keys included) in a parsed document encodes as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and not is_utf8(item):
+            return False
+    return True
+
+
+def is_utf8(value: str) -> bool:
+    """Return whether a string can be encoded as UTF-8 (holds no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def child(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -132,13 +184,13 @@ def optional_text(obj: Mapping[str, Any], name: str) -> str | None:
 
 
 def minor_units(obj: Mapping[str, Any], name: str) -> int:
-    """Return a required non-negative integer amount in minor units.
+    """Return a required integer amount in minor units, between 0 and 2^63-1.
 
     Raises:
-        MalformedBodyError: missing, negative, a float, a string or a boolean.
+        MalformedBodyError: missing, negative, beyond int64, a float, a string or a boolean.
     """
     value = obj.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MINOR:
         raise MalformedBodyError(f"{name} is not an amount in minor units", reason="amount")
     return value
 
@@ -155,16 +207,26 @@ def currency(value: object) -> str:
 
 
 def iso_time(value: object) -> str | None:
-    """Return an ISO-8601 time as sent, or None when it is absent or not ISO-8601."""
-    if not isinstance(value, str):
+    """Return an ISO-8601 time with a UTC offset, rewritten by ``isoformat``, or None when it is
+    absent, not ISO-8601, without an offset, or outside the years 1-9999 once in UTC."""
+    if not isinstance(value, str) or len(value) > 64:
         return None
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            return None
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return value
+    return parsed.isoformat()
 
 
 def from_unix(seconds: float) -> str:
-    """Return a unix time as an ISO-8601 UTC string."""
+    """Return a unix time as an ISO-8601 UTC string.
+
+    Raises:
+        MalformedBodyError: before 1970 or after the year 9999.
+    """
+    if not 0 <= seconds <= MAX_UNIX:
+        raise MalformedBodyError("time is not a plausible unix time", reason="timestamp")
     return datetime.fromtimestamp(seconds, UTC).isoformat()

@@ -112,3 +112,62 @@ async def test_gateway_two_workers_metrics_sum_both_workers(
         assert f"{reqs.ALIPAY_ACCEPTED} {sent}.0" in text
         assert "paynotify_gateway_in_flight 0.0" in text
     assert not folder.exists()
+
+
+SLOW_CLIENTS = 300
+READ_TIMEOUT = 3.0
+
+
+async def _trickle(port: int, closed_after: list[float]) -> None:
+    """Open a connection and send a request head one byte a second until the server closes it;
+    record how long that took (or nothing, if it never closed)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    head = b"POST /notify/alipay/shop HTTP/1.1\r\nhost: gw\r\ncontent-length: 10\r\n"
+    try:
+        for byte in head:
+            writer.write(bytes([byte]))
+            try:
+                if not await asyncio.wait_for(reader.read(4096), 1.0):
+                    break  # the server closed the connection
+            except TimeoutError:
+                continue
+            await asyncio.wait_for(reader.read(), READ_TIMEOUT)  # the answer, then its close
+            break
+        else:
+            return
+    except ConnectionError:
+        pass
+    closed_after.append(loop.time() - started)
+    writer.close()
+
+
+async def test_gateway_slow_clients_cut_off_at_the_deadline_genuine_answered_meanwhile(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port, prefix = free_port(), f"t{uuid.uuid4().hex[:10]}-"
+    config = reqs.write_config(tmp_path, kafka_bootstrap, port, prefix)
+    text = config.read_text().replace(
+        "[gateway]\n", f"[gateway]\nread_timeout_seconds = {READ_TIMEOUT}\n"
+    )
+    config.write_text(text)
+    gateway = reqs.start_gateway(config, port)
+    try:
+        closed_after: list[float] = []
+        slow = [asyncio.create_task(_trickle(port, closed_after)) for _ in range(SLOW_CLIENTS)]
+        await asyncio.sleep(1.0)  # every slow connection is open and trickling
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            body, headers = reqs.genuine("alipay", f"slow-{uuid.uuid4().hex[:6]}")
+            started = time.monotonic()
+            response = await client.post("/notify/alipay/shop", content=body, headers=headers)
+            answered_in = time.monotonic() - started
+        await asyncio.wait_for(asyncio.gather(*slow), READ_TIMEOUT + 30)
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+    assert (response.status_code, response.text) == (200, "success")
+    assert answered_in < 1.0
+    assert len(closed_after) == SLOW_CLIENTS  # the head (68 bytes, 68 s) never completed
+    assert min(closed_after) >= READ_TIMEOUT - 0.5  # the clock starts as the client sees it
+    assert max(closed_after) < READ_TIMEOUT + 3.0

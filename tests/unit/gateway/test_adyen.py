@@ -37,11 +37,15 @@ def test_verify_authorisation_normalizes_payment() -> None:
 
 def test_verify_batch_every_item_verified_and_mapped() -> None:
     items = [
-        signer.signed(signer.item("ad-2", psp="1111")),
-        signer.signed(signer.item("ad-2", "REFUND", 40, psp="2222", originalReference="1111")),
-        signer.signed(signer.item("ad-3", "CANCELLATION", psp="3333")),
-        signer.signed(signer.item("ad-4", "REPORT_AVAILABLE", psp="4444")),
-        signer.signed(signer.item("ad-5", success="false", psp="5555")),
+        signer.signed(signer.item("ad-2", psp="1111111111111111")),
+        signer.signed(
+            signer.item(
+                "ad-2", "REFUND", 40, psp="2222222222222222", originalReference="1111111111111111"
+            )
+        ),
+        signer.signed(signer.item("ad-3", "CANCELLATION", psp="3333333333333333")),
+        signer.signed(signer.item("ad-4", "REPORT_AVAILABLE", psp="4444444444444444")),
+        signer.signed(signer.item("ad-5", success="false", psp="5555555555555555")),
     ]
     notes = verify(signer.batch(*items))
     assert [(n.kind, n.out_trade_no) for n in notes] == [
@@ -51,9 +55,9 @@ def test_verify_batch_every_item_verified_and_mapped() -> None:
     ]
     refund = notes[1]
     assert (refund.refund_id, refund.refund_amount_minor, refund.provider_trade_no) == (
-        "2222",
+        "2222222222222222",
         40,
-        "1111",
+        "1111111111111111",
     )
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from gateway.accounts import AlipayAccount, StripeAccount, WechatPayAccount
+from gateway.accounts import AdyenAccount, AlipayAccount, StripeAccount, WechatPayAccount
 from gateway.errors import ConfigError
-from gateway.settings import load_public_key, load_settings
+from gateway.records import TEXT_LIMITS, Notification, encode_raw_body
+from gateway.settings import MAX_BODY_BYTES, load_public_key, load_settings
 from tests.support import alipay as signer
 from tests.support.keys import write_public_pem
 
@@ -43,7 +45,7 @@ timestamp_tolerance_seconds = 300
 [[accounts]]
 name = "shop-stripe"
 provider = "stripe"
-signing_secrets = ["whsec_a", "file:keys/stripe_secret"]
+signing_secrets = ["whsec_aaaaaaaaaaaaaaaaaaaa", "file:keys/stripe_secret"]
 [[accounts]]
 name = "partner"
 provider = "standardwebhooks"
@@ -60,7 +62,7 @@ def test_load_settings_design_example_builds_every_account(
 ) -> None:
     monkeypatch.setenv("TEST_APIV3_KEY", "0123456789abcdef0123456789abcdef")
     path = write_config(tmp_path, DESIGN_EXAMPLE)
-    (tmp_path / "keys" / "stripe_secret").write_text("whsec_b\n")
+    (tmp_path / "keys" / "stripe_secret").write_text("whsec_bbbbbbbbbbbbbbbbbbbb\n")
     settings = load_settings(path)
     assert (settings.host, settings.port, settings.partitions) == ("127.0.0.1", 8000, 8)
     assert len(settings.accounts) == 5
@@ -71,8 +73,11 @@ def test_load_settings_design_example_builds_every_account(
     assert wechat.apiv3_key.get_secret_value() == "0123456789abcdef0123456789abcdef"
     stripe = settings.accounts[("stripe", "shop-stripe")]
     assert isinstance(stripe, StripeAccount)
-    assert [s.get_secret_value() for s in stripe.signing_secrets] == ["whsec_a", "whsec_b"]
-    assert "whsec_a" not in repr(stripe)
+    assert [s.get_secret_value() for s in stripe.signing_secrets] == [
+        "whsec_aaaaaaaaaaaaaaaaaaaa",
+        "whsec_bbbbbbbbbbbbbbbbbbbb",
+    ]
+    assert "whsec_aaaaaaaaaaaaaaaaaaaa" not in repr(stripe)
 
 
 def test_load_settings_missing_env_secret_raises(
@@ -171,3 +176,129 @@ def test_load_settings_base64_key_with_a_path_segment_too_long_for_a_file_name(
     assert load_public_key(bare, tmp_path) is not None
     with pytest.raises(ConfigError, match="neither PEM nor base64"):
         load_public_key(segment_heavy, tmp_path)
+
+
+SHORT_SECRETS = [
+    ("stripe", 'signing_secrets = [""]'),
+    ("stripe", 'signing_secrets = ["whsec_"]'),
+    ("stripe", 'signing_secrets = ["whsec_fifteen-bytes!!"]'.replace("!!", "")),
+    ("stripe", 'signing_secrets = ["env:PAYNOTIFY_TEST_EMPTY"]'),
+    ("stripe", 'signing_secrets = ["file:keys/empty.secret"]'),
+    ("standardwebhooks", 'signing_secrets = ["whsec_"]'),
+    ("standardwebhooks", 'signing_secrets = ["whsec_MTIzNDU2Nzg5MDEyMzQ1"]'),  # 15 bytes
+    ("standardwebhooks", 'signing_secrets = ["env:PAYNOTIFY_TEST_EMPTY"]'),
+    ("adyen", 'hmac_keys = [""]'),
+    ("adyen", 'hmac_keys = ["44782DEF547AAA06C910C43932B1EB"]'),  # 15 bytes
+    ("adyen", 'hmac_keys = ["env:PAYNOTIFY_TEST_EMPTY"]'),
+]
+
+
+@pytest.mark.parametrize(("provider", "line"), SHORT_SECRETS)
+def test_load_settings_empty_or_short_secret_refused_naming_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str, line: str
+) -> None:
+    monkeypatch.setenv("PAYNOTIFY_TEST_EMPTY", "")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "empty.secret").write_text("\n")
+    text = f'[[accounts]]\nname = "weak-{provider}"\nprovider = "{provider}"\n{line}\n'
+    refusal = r"(shorter than 16 bytes|must be hex|must be whsec_)"
+    with pytest.raises(ConfigError, match=f"account 'weak-{provider}': .*{refusal}"):
+        load_settings(write_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("provider", "line"),
+    [
+        ("stripe", 'signing_secrets = ["whsec_sixteen-bytes-ok"]'),
+        ("standardwebhooks", 'signing_secrets = ["whsec_MTIzNDU2Nzg5MDEyMzQ1Ng=="]'),
+        ("adyen", 'hmac_keys = ["44782DEF547AAA06C910C43932B1EB0C"]'),
+    ],
+)
+def test_load_settings_sixteen_byte_secret_accepted(
+    tmp_path: Path, provider: str, line: str
+) -> None:
+    text = f'[[accounts]]\nname = "ok"\nprovider = "{provider}"\n{line}\n'
+    assert (provider, "ok") in load_settings(write_config(tmp_path, text)).accounts
+
+
+WECHAT = """
+[[accounts]]
+name = "wx"
+provider = "wechatpay"
+mchid = "1900000000"
+appid = "wx8888888888888888"
+apiv3_key = "{key}"
+platform_public_keys = {{ "PUB_KEY_ID_1" = "keys/wechat_pub.pem" }}
+"""
+
+
+@pytest.mark.parametrize("key", ["", "0123456789abcdef", "0123456789abcdef0123456789abcdef0"])
+def test_load_settings_apiv3_key_not_32_bytes_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(
+        ConfigError, match=r"account 'wx': apiv3_key (must be 32 bytes|is required)"
+    ):
+        load_settings(write_config(tmp_path, WECHAT.format(key=key)))
+
+
+def test_load_settings_max_body_bytes_beyond_a_kafka_record_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_body_bytes"):
+        load_settings(write_config(tmp_path, f"[gateway]\nmax_body_bytes = {MAX_BODY_BYTES + 1}\n"))
+    settings = load_settings(
+        write_config(tmp_path, f"[gateway]\nmax_body_bytes = {MAX_BODY_BYTES}\n")
+    )
+    assert settings.max_body_bytes == MAX_BODY_BYTES
+
+
+def test_max_body_bytes_largest_record_fits_the_kafka_defaults() -> None:
+    longest = {name: "\x01" * limit for name, limit in TEXT_LIMITS.items()}  # 6 bytes escaped
+    note = Notification(
+        **{**longest, "kind": "payment", "currency": "CNY"},
+        amount_minor=2**63 - 1,
+        occurred_at="2026-11-26T10:00:00.000001+08:00",
+        received_at="2026-11-26T10:00:00.000001+08:00",
+        raw_body_b64=encode_raw_body(b"\xff" * MAX_BODY_BYTES),
+        refund_amount_minor=2**63 - 1,
+        refund_total_minor=2**63 - 1,
+    )
+    key = note.out_trade_no.encode()
+    # librdkafka's default producer message.max.bytes; the broker's default is 1,048,588.
+    assert len(note.to_bytes()) + len(key) < 1_000_000
+
+
+def test_load_settings_deadline_and_connection_cap_read(tmp_path: Path) -> None:
+    default = load_settings(write_config(tmp_path, ""))
+    assert (default.read_timeout_seconds, default.max_connections) == (15, 1000)
+    text = "[gateway]\nread_timeout_seconds = 2.5\nmax_connections = 50\n"
+    settings = load_settings(write_config(tmp_path, text))
+    assert (settings.read_timeout_seconds, settings.max_connections) == (2.5, 50)
+    with pytest.raises(ConfigError, match="read_timeout_seconds"):
+        load_settings(write_config(tmp_path, "[gateway]\nread_timeout_seconds = 0\n"))
+
+
+ADYEN = '[[accounts]]\nname = "ad"\nprovider = "adyen"\nhmac_keys = ["' + "AB" * 32 + '"]\n'
+
+
+def test_load_settings_adyen_merchant_account_codes_read(tmp_path: Path) -> None:
+    text = ADYEN + 'merchant_account_codes = ["ShopECOM", "ShopPOS"]\n'
+    account = load_settings(write_config(tmp_path, text)).accounts[("adyen", "ad")]
+    assert isinstance(account, AdyenAccount)
+    assert account.merchant_account_codes == {"ShopECOM", "ShopPOS"}
+
+
+def test_load_settings_adyen_without_merchant_account_codes_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="paynotify.gateway"):
+        account = load_settings(write_config(tmp_path, ADYEN)).accounts[("adyen", "ad")]
+    assert isinstance(account, AdyenAccount) and account.merchant_account_codes == frozenset()
+    assert [r.account for r in caplog.records if "merchant_account_codes" in r.message] == ["ad"]
+
+
+def test_load_settings_alipay_sign_types_pinned(tmp_path: Path) -> None:
+    base = ALIPAY + 'app_id = "1"\nalipay_public_keys = ["keys/alipay_public.pem"]\n'
+    pinned = load_settings(write_config(tmp_path, base + 'sign_types = ["RSA2"]\n'))
+    assert pinned.accounts[("alipay", "x")].sign_types == {"RSA2"}  # type: ignore[union-attr]
+    default = load_settings(write_config(tmp_path, base))
+    assert default.accounts[("alipay", "x")].sign_types == {"RSA2", "RSA"}  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="sign_types"):
+        load_settings(write_config(tmp_path, base + 'sign_types = ["MD5"]\n'))

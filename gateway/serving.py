@@ -1,0 +1,130 @@
+"""How uvicorn serves the gateway: every request must be read within a deadline, and its head
+(request line and headers) is bounded in count and size.
+
+uvicorn (with httptools) bounds neither: a client that connects and sends nothing, or trickles
+its head one byte a second, holds its connection forever, and ``limit_concurrency`` counts such
+connections, so a few hundred of them lock every provider out. ``DeadlineHttpToolsProtocol``
+closes a connection whose request is not fully received ``timeout_seconds`` after the
+connection opened or the previous answer was sent (``408``), and refuses a head with more than
+``max_headers`` headers or ``max_header_bytes`` bytes (``431``). The ASGI app keeps its own body
+deadline too (``gateway.routes.within``), for servers other than this one.
+
+This is the one module that touches uvicorn's internals. It relies on these names of
+``uvicorn.protocols.http.httptools_impl``: ``HttpToolsProtocol`` and its methods
+``connection_made``, ``connection_lost``, ``data_received``, ``on_message_begin``,
+``on_headers_complete``, ``on_body``, ``on_message_complete``, ``on_response_complete`` and
+attributes ``transport``, ``loop``, ``url``, ``headers``, ``cycle``; ``RequestResponseCycle``'s
+``response_started``. ``tests/unit/gateway/test_serving.py`` fails when any of them changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.settings import MAX_HEADER_BYTES, MAX_HEADERS, GatewaySettings
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How long a request may take to arrive, and how large its head may be."""
+
+    timeout_seconds: float = 15.0
+    max_headers: int = MAX_HEADERS
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+
+class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a read deadline per request and a bounded head."""
+
+    def __init__(self, *args: Any, limits: ReadLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        was_in_head = self._in_head
+        super().data_received(data)
+        if was_in_head and self._in_head and not self._refused:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.max_header_bytes:
+                self._refuse(431)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if len(self.headers) > self._limits.max_headers or size > self._limits.max_header_bytes:
+            self._refuse(431)
+            return
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection has its own deadline
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self._limits.timeout_seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        self._refuse(408)
+
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` unless an answer has started, and close the connection."""
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        if self._in_head or (self.cycle is not None and not self.cycle.response_started):
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                % (status, _REASONS[status])
+            )
+        self.transport.close()
+
+
+def protocol_for(settings: GatewaySettings) -> Any:
+    """Return the ``http`` protocol factory for ``uvicorn.run`` (picklable, for its workers)."""
+    limits = ReadLimits(timeout_seconds=settings.read_timeout_seconds)
+    return functools.partial(DeadlineHttpToolsProtocol, limits=limits)

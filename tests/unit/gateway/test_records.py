@@ -1,0 +1,80 @@
+"""``Notification.check``: what the stream reads from ``payment-notifications`` is sane."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+import pytest
+
+from gateway.records import Notification, RecordError, encode_raw_body
+
+GOOD = Notification(
+    provider="alipay",
+    account="shop",
+    notify_id="n-1",
+    out_trade_no="o-1",
+    kind="payment",
+    status="TRADE_SUCCESS",
+    amount_minor=100,
+    currency="CNY",
+    provider_trade_no="2026",
+    occurred_at="2026-11-26T10:00:01+08:00",
+    received_at="2026-11-26T02:00:05+00:00",
+    raw_body_b64=encode_raw_body(b"a=b"),
+)
+
+
+def test_notification_check_genuine_record_round_trips() -> None:
+    assert Notification.from_bytes(GOOD.to_bytes()) == GOOD
+    refund = replace(GOOD, kind="refund", refund_id="r-1", refund_total_minor=2**63 - 1)
+    assert Notification.from_bytes(refund.to_bytes()) == refund
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount_minor": -1},
+        {"amount_minor": 2**63},
+        {"amount_minor": 1.5},
+        {"amount_minor": True},
+        {"amount_minor": "100"},
+        {"refund_amount_minor": -5},
+        {"refund_total_minor": 2**64},
+        {"out_trade_no": "\ud800"},
+        {"notify_id": "a\udfff"},
+        {"out_trade_no": ""},
+        {"out_trade_no": "x" * 129},
+        {"out_trade_no": 12},
+        {"currency": "cny"},
+        {"currency": "CN1"},
+        {"kind": "chargeback"},
+        {"kind": ["payment"]},
+        {"received_at": "yesterday"},
+        {"received_at": "2026-11-26T10:00:00"},  # no UTC offset
+        {"occurred_at": "0001-01-01T00:00:00+08:00"},  # before year 1 in UTC
+        {"occurred_at": "2026-11-26T10:00:00" + "0" * 40},
+        {"refund_id": 7},
+        {"raw_body_b64": "not base64!"},
+    ],
+)
+def test_notification_check_absurd_field_raises_record_error(change: dict[str, Any]) -> None:
+    with pytest.raises(RecordError):
+        replace(GOOD, **change).check()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"a": 1' + b"0" * 5000 + b"}",
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff",
+        b"[]",
+        json.dumps({**asdict(GOOD), "amount_minor": 2**64}).encode(),
+        json.dumps({**asdict(GOOD), "kind": {"a": 1}}).encode(),
+    ],
+)
+def test_notification_from_bytes_poison_raises_record_error(value: bytes) -> None:
+    with pytest.raises(RecordError):
+        Notification.from_bytes(value)
