@@ -68,7 +68,12 @@ class JsonRecord:
             record = cls(**{name: obj[name] for name in names if name in obj})
         except TypeError as exc:
             raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
-        record.check()
+        try:
+            record.check()
+        except RecordError:
+            raise
+        except (TypeError, ValueError) as exc:  # a check meeting a type it did not expect
+            raise RecordError(f"{cls.__name__} has a field of the wrong type") from exc
         return record
 
     def check(self) -> None:

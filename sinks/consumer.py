@@ -120,7 +120,10 @@ class KafkaSink:
         topic = message.topic() or ""
         source = f"{topic}/{message.partition()}/{message.offset()}"
         return Record(
-            topic=self._names.get(topic, topic), value=message.value() or b"", source=source
+            topic=self._names.get(topic, topic),
+            value=message.value(),
+            source=source,
+            key=message.key(),
         )
 
     def _write(self, consumer: Consumer, records: list[Record], stop: threading.Event) -> None:

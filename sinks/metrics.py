@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from sinks.writer import BatchResult
 
 ROWS = {"events_new": "order_events", "orders": "orders", "anomalies": "anomalies"}
-ANOMALIES = ("anomalies", "undecodable", "unapplicable")
+ANOMALIES = ("anomalies", "undecodable_record", "unapplicable")
 
 
 class SinkMetrics:
@@ -30,7 +30,8 @@ class SinkMetrics:
         )
         self.anomalies = Counter(
             "paynotify_sink_anomalies",
-            "Anomaly rows: from the topic or detected (anomalies), undecodable, unapplicable",
+            "Anomaly rows: from the topic or detected (anomalies), undecodable_record, "
+            "unapplicable",
             ["kind"],
             registry=r,
         )

@@ -12,10 +12,17 @@ A batch is written with a few multi-row statements, in the caller's transaction:
    terms are known; until then they wait (``refunds.state = 'pending'``, or an ``order.closed``
    event the order row does not point to yet).
 
-A record that cannot be decoded, or whose facts contradict the database (a second payment, a
-refund above the paid amount), becomes an ``anomalies`` row with its ``topic/partition/offset``.
-:func:`write_records` also isolates a record the database itself refuses (a constraint, a value
-too long): it rewrites the batch one record per savepoint and keeps the refused one as an anomaly.
+A record that cannot be decoded (not JSON of its topic, a field of the wrong type, an amount
+outside 0..2^63-1, a time that is not an ISO-8601 string, a key other than its ``out_trade_no``)
+becomes an ``undecodable_record`` row, and one whose facts contradict the database (a second
+payment, a refund above the paid amount) an anomaly of its own reason, each with its
+``topic/partition/offset`` in ``source``.
+
+Poison is permanent, an outage is transient. :func:`write_records` raises only when the database
+cannot be written at all (:func:`is_transient`, or it refuses even the anomaly row): the consumer
+then waits and retries. Any other failure of a batch is a record's fault: the batch is rewritten
+one record per savepoint and a record that still fails becomes an ``unapplicable`` row, so that no
+record is retried forever.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sinks.ledger import Ledger, settle
 from sinks.rows import anomalies, order_events, orders, refunds
@@ -52,6 +59,7 @@ from stream.records import (
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
+    UNDECODABLE,
     Anomaly,
     ExpectedOrder,
     JsonRecord,
@@ -60,6 +68,7 @@ from stream.records import (
     OrderRefunded,
     RecordError,
     event_id,
+    undecodable_id,
 )
 
 log = logging.getLogger("paynotify.sink")
@@ -79,11 +88,13 @@ Event = OrderPaid | OrderRefunded | OrderClosed
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One Kafka record as the sink sees it: its topic without prefix, value, and where it was."""
+    """One Kafka record as the sink sees it: its topic without prefix, value, where it was
+    (``topic/partition/offset``, the topic as consumed) and its key."""
 
     topic: str
-    value: bytes
+    value: bytes | None
     source: str
+    key: bytes | None
 
 
 @dataclass(slots=True)
@@ -95,7 +106,7 @@ class BatchResult:
     events_seen: int = 0
     orders: int = 0
     anomalies: int = 0
-    undecodable: int = 0
+    undecodable_record: int = 0
     unapplicable: int = 0
 
     def add(self, other: BatchResult) -> None:
@@ -149,8 +160,15 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "\ufffd")[:limit]
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Return whether a failure is the database's (down, restarting, busy), not a record's."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
 def write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
-    """Write a batch in one transaction; isolate the records the database refuses.
+    """Write a batch in one transaction; isolate the records that make it fail.
 
     Raises:
         sqlalchemy.exc.DBAPIError: the database is unreachable or refuses every write.
@@ -158,7 +176,9 @@ def write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
     try:
         with engine.begin() as conn:
             return write_batch(conn, records)
-    except (IntegrityError, DataError) as exc:
+    except Exception as exc:  # a record's fault unless is_transient: see the module docstring
+        if is_transient(exc):
+            raise
         log.warning(
             "the database refused a batch; writing it record by record",
             extra={"error": exc.__class__.__name__},
@@ -174,9 +194,11 @@ def _write_isolated(conn: Connection, records: Sequence[Record]) -> BatchResult:
         try:
             result.add(write_batch(conn, [record]))
             savepoint.commit()
-        except (IntegrityError, DataError) as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                raise
             savepoint.rollback()
-            record_unapplicable(conn, record, exc)
+            record_unapplicable(conn, record, exc)  # raises if the database refuses this too
             result.records += 1
             result.unapplicable += 1
     return result
@@ -191,7 +213,7 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
         try:
             _decode_into(batch, record, result)
         except RecordError as exc:
-            result.undecodable += 1
+            result.undecodable_record += 1
             record_undecodable(conn, record, str(exc))
     result.orders = upsert_orders(conn, list(batch.orders.values()))
     new = record_events(conn, batch.events, batch.raw)
@@ -209,7 +231,11 @@ def _decode_into(batch: _Batch, record: Record, result: BatchResult) -> None:
     decoder = DECODERS.get(record.topic)
     if decoder is None:
         raise RecordError(f"the sink does not read topic {record.topic}")
+    if record.value is None:
+        raise RecordError("the record has no value")
     value = decoder.from_bytes(record.value)
+    assert isinstance(value, ExpectedOrder | Anomaly | OrderPaid | OrderRefunded | OrderClosed)
+    _check_key(record.key, value.out_trade_no)
     if isinstance(value, ExpectedOrder):
         batch.orders.setdefault(value.out_trade_no, value)
     elif isinstance(value, Anomaly):
@@ -221,9 +247,18 @@ def _decode_into(batch: _Batch, record: Record, result: BatchResult) -> None:
         batch.raw.setdefault(value.event_id, record.value)
 
 
+def _check_key(key: bytes | None, out_trade_no: str) -> None:
+    """Raise RecordError unless the record is keyed by its order (an anomaly about none: no key)."""
+    if key == out_trade_no.encode() or not (key or out_trade_no):
+        return
+    raise RecordError("the record's key is not its out_trade_no")
+
+
 def _from_topic(anomaly: Anomaly, source: str) -> dict[str, Any]:
+    """An anomaly from the topic; one about an undecodable record keeps that record's place."""
     payload = json.dumps(asdict(anomaly), ensure_ascii=False)
-    return _anomaly_row(anomaly.reason, anomaly.out_trade_no, anomaly.detail, source, payload)
+    where = anomaly.source or source
+    return _anomaly_row(anomaly.reason, anomaly.out_trade_no, anomaly.detail, where, payload)
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -523,24 +558,31 @@ def record_anomalies(conn: Connection, rows: dict[str, dict[str, Any]]) -> int:
 
 
 def record_undecodable(conn: Connection, record: Record, error: str) -> None:
-    """Keep a record the sink cannot decode as an anomaly, so that it is never dropped silently."""
-    _record_failed(conn, record, "undecodable", error)
+    """Keep a record the sink cannot decode as an ``undecodable_record`` anomaly.
+
+    Its id is the stream's for the same record (:func:`stream.records.undecodable_id`), so a
+    poison record on ``orders``, which both read, is one row.
+    """
+    _record_failed(conn, record, UNDECODABLE, error, undecodable_id(record.source))
 
 
 def record_unapplicable(conn: Connection, record: Record, exc: Exception) -> None:
     """Keep a record the database refused as an anomaly with its source and the error class."""
     error = getattr(exc, "orig", exc)
-    _record_failed(conn, record, "unapplicable", f"{error.__class__.__name__}: {error}")
+    aid = event_id("", record.source, "anomaly:unapplicable")
+    _record_failed(conn, record, "unapplicable", f"{error.__class__.__name__}: {error}", aid)
 
 
-def _record_failed(conn: Connection, record: Record, reason: str, error: str) -> None:
+def _record_failed(
+    conn: Connection, record: Record, reason: str, error: str, anomaly_id: str
+) -> None:
+    number = (record.key or b"").decode("utf-8", "replace")
+    payload = (record.value or b"").decode("utf-8", "replace")
     conn.execute(
         _insert(conn, anomalies)
         .values(
-            anomaly_id=f"{reason}:{record.source}"[:64],
-            **_anomaly_row(
-                reason, "", error, record.source, record.value.decode("utf-8", "replace")
-            ),
+            anomaly_id=anomaly_id,
+            **_anomaly_row(reason, number, error, record.source, payload),
         )
         .on_conflict_do_nothing(index_elements=["anomaly_id"])
     )

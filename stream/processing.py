@@ -17,26 +17,28 @@ Pure: no Kafka client, no clock, no engine; stored states are plain JSON-able di
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError
+from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError, decode_json_object
 from stream.records import (
     ANOMALIES_TOPIC,
-    EVENT_NAMESPACE,
+    ID_CHARS,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
     TICKS_TOPIC,
+    UNDECODABLE,
     Anomaly,
     ExpectedOrder,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
+    check_notification,
+    check_time,
+    undecodable_id,
 )
 from stream.state import due_at
 from stream.transitions import Input, Output, Tick, apply, state_from_dict, state_to_dict
@@ -87,26 +89,38 @@ class OrderProcessor:
     pending_timeout_s: float
     retention_s: float
 
-    def decode(self, topic: str, key: bytes | None, value: bytes) -> Input | RecordError:
+    def decode(self, topic: str, key: bytes | None, value: bytes | None) -> Input | RecordError:
         """Decode a record of the logical input ``topic``, or return why it cannot be decoded.
 
-        An order or a notification must be keyed by its own ``out_trade_no``: any other key would
-        put it on another order's partition and state.
+        Never raises: whatever the bytes, the answer is an input or a RecordError. Every field
+        must have its type, amounts fit 0..2^63-1 and times be ISO-8601 strings
+        (:mod:`stream.records`). An order or a notification must be keyed by its own
+        ``out_trade_no``: any other key would put it on another order's partition and state.
         """
         try:
-            if topic == TICKS_TOPIC:
-                return self.tick(str(json.loads(value)["now"]))
-            item: Input
-            if topic == NOTIFICATIONS_TOPIC:
-                item = Notification.from_bytes(value)
-            else:
-                item = ExpectedOrder.from_bytes(value)
+            return self._decode(topic, key, value)
         except RecordError as exc:
             return exc
-        except (ValueError, KeyError, TypeError) as exc:  # a tick that is not {"now": ...}
-            return RecordError(f"unreadable tick: {type(exc).__name__}")
+        except Exception as exc:  # the boundary: no record ever stops the stream
+            return RecordError(f"unreadable record: {type(exc).__name__}")
+
+    def _decode(self, topic: str, key: bytes | None, value: bytes | None) -> Input:
+        if value is None:
+            raise RecordError("the record has no value")
+        if topic == TICKS_TOPIC:
+            now = decode_json_object(value).get("now")
+            check_time("now", now, zoned=True)
+            assert isinstance(now, str)
+            at = datetime.fromisoformat(now.replace("Z", "+00:00")).astimezone(UTC)
+            return self.tick(at.isoformat(timespec="microseconds"))
+        item: Notification | ExpectedOrder
+        if topic == NOTIFICATIONS_TOPIC:
+            item = Notification.from_bytes(value)
+            check_notification(item)
+        else:
+            item = ExpectedOrder.from_bytes(value)
         if key != item.out_trade_no.encode():
-            return RecordError("the record's key is not its out_trade_no")
+            raise RecordError("the record's key is not its out_trade_no")
         return item
 
     def tick(self, now: str) -> Tick:
@@ -129,13 +143,20 @@ class OrderProcessor:
     def undecodable(
         topic: str, partition: int, offset: int, key: bytes | None, error: RecordError
     ) -> OutputRecord:
-        """Describe a record that cannot be decoded, so that it is reported, never dropped."""
+        """Describe a record that cannot be decoded, so that it is reported, never dropped.
+
+        ``topic`` is the topic's name as consumed (with any prefix); the anomaly carries it with
+        the partition and offset, and its id is :func:`stream.records.undecodable_id`.
+        """
         where = f"{topic}/{partition}/{offset}"
         number = key.decode("utf-8", "replace") if isinstance(key, bytes) else ""
         anomaly = Anomaly(
-            anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, f"undecodable\x1f{where}")),
-            out_trade_no=number,
-            reason="undecodable",
-            detail=f"{where}: {error}"[:500],
+            anomaly_id=undecodable_id(where),
+            out_trade_no=number.replace("\x00", "\ufffd")[:ID_CHARS],
+            reason=UNDECODABLE,
+            detail=f"{where}: {error}"[:500].replace("\x00", "\ufffd"),
+            topic=topic,
+            partition=partition,
+            offset=offset,
         )
         return OutputRecord.of(anomaly)

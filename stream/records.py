@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from gateway.records import NOTIFICATIONS_TOPIC, JsonRecord, RecordError
+from gateway.records import NOTIFICATIONS_TOPIC, JsonRecord, Notification, RecordError
 
 ORDERS_TOPIC = "orders"
 ORDER_PAID_TOPIC = "order-paid"
@@ -21,6 +22,15 @@ OUTPUT_TOPICS = (ORDER_PAID_TOPIC, ORDER_REFUNDED_TOPIC, ORDER_CLOSED_TOPIC, ANO
 ALL_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, *OUTPUT_TOPICS, TICKS_TOPIC)
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-5d0b-4b8e-9a57-2f0d3c1e8b90")
+UNDECODABLE = "undecodable_record"
+
+# Bounds every record must keep: what a BIGINT and the database's columns can hold.
+MAX_AMOUNT = 2**63 - 1
+ID_CHARS = 128  # out_trade_no, provider_trade_no, refund_id (sinks/rows.py)
+ACCOUNT_CHARS = 64
+PROVIDER_CHARS = 32
+TIME_CHARS = 40
+NOTIFY_ID_CHARS = 256
 
 __all__ = [
     "ALL_TOPICS",
@@ -38,7 +48,9 @@ __all__ = [
     "OrderPaid",
     "OrderRefunded",
     "RecordError",
+    "check_notification",
     "event_id",
+    "undecodable_id",
 ]
 
 
@@ -48,6 +60,83 @@ def event_id(account: str, out_trade_no: str, fact: str) -> str:
     Facts: ``"paid"``, ``"closed"``, ``f"refund:{refund_id}"``.
     """
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{account}\x1f{out_trade_no}\x1f{fact}"))
+
+
+def undecodable_id(where: str) -> str:
+    """Return the id of the ``undecodable_record`` anomaly about the record at ``where``.
+
+    ``where`` is ``topic/partition/offset`` with the topic's name as consumed; the stream and the
+    sink derive the same id for the same record (both read ``orders``), so it is one row.
+    """
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{UNDECODABLE}\x1f{where}"))
+
+
+def check_text(name: str, value: object, limit: int, *, required: bool = True) -> None:
+    """Raise RecordError unless ``value`` is a string of at most ``limit`` characters that UTF-8
+    and PostgreSQL can hold (no lone surrogate, no NUL); ``required``: not empty."""
+    if not isinstance(value, str):
+        raise RecordError(f"{name} must be a string")
+    if required and not value:
+        raise RecordError(f"{name} must not be empty")
+    if len(value) > limit or "\x00" in value:
+        raise RecordError(f"{name} must be at most {limit} characters, without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"{name} is not valid Unicode") from None
+
+
+def check_amount(name: str, value: object, *, optional: bool = False) -> None:
+    """Raise RecordError unless ``value`` is an integer in 0..2^63-1 (or None when ``optional``)."""
+    if optional and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RecordError(f"{name} must be an integer")
+    if not 0 <= value <= MAX_AMOUNT:
+        raise RecordError(f"{name} must be within 0..2^63-1")
+
+
+def check_time(name: str, value: object, *, optional: bool = False, zoned: bool = False) -> None:
+    """Raise RecordError unless ``value`` is an ISO-8601 time string (``zoned``: with an offset)."""
+    if optional and value is None:
+        return
+    check_text(name, value, TIME_CHARS)
+    assert isinstance(value, str)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(f"{name} is not an ISO-8601 time") from None
+    if zoned and parsed.tzinfo is None:
+        raise RecordError(f"{name} has no UTC offset")
+
+
+def check_currency(value: object) -> None:
+    """Raise RecordError unless ``value`` is a three-letter currency code."""
+    if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
+        raise RecordError("currency must be a three-letter code")
+
+
+def check_notification(note: Notification) -> None:
+    """Raise RecordError unless a notification has the types and bounds the stream relies on.
+
+    The gateway's own ``Notification.check`` decides what it publishes; this is what the stream
+    accepts from its input topic whoever wrote to it.
+    """
+    for name in ("provider", "account", "notify_id", "out_trade_no", "kind", "status", "currency"):
+        limit = ACCOUNT_CHARS if name == "account" else NOTIFY_ID_CHARS
+        check_text(name, getattr(note, name), limit)
+    check_text("provider_trade_no", note.provider_trade_no, ID_CHARS, required=False)
+    check_text("raw_body_b64", note.raw_body_b64, 2**24, required=False)
+    check_text("content_type", note.content_type, NOTIFY_ID_CHARS, required=False)
+    if note.refund_id is not None:
+        check_text("refund_id", note.refund_id, ID_CHARS)
+    check_amount("amount_minor", note.amount_minor)
+    check_amount("refund_amount_minor", note.refund_amount_minor, optional=True)
+    check_amount("refund_total_minor", note.refund_total_minor, optional=True)
+    check_time("occurred_at", note.occurred_at, optional=True)
+    check_time("received_at", note.received_at, zoned=True)
+    if len(note.out_trade_no) > ID_CHARS:
+        raise RecordError(f"out_trade_no must be at most {ID_CHARS} characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +150,24 @@ class ExpectedOrder(JsonRecord):
     created_at: str
 
     def check(self) -> None:
-        """Raise RecordError unless the order has a number, an account and an amount >= 0."""
-        if not isinstance(self.amount_minor, int) or isinstance(self.amount_minor, bool):
-            raise RecordError("amount_minor must be an integer")
-        if self.amount_minor < 0 or not self.out_trade_no or not self.account:
-            raise RecordError("order needs out_trade_no, account and amount_minor >= 0")
+        """Raise RecordError unless every field has its type and fits its column."""
+        check_text("out_trade_no", self.out_trade_no, ID_CHARS)
+        check_text("account", self.account, ACCOUNT_CHARS)
+        check_amount("amount_minor", self.amount_minor)
+        check_currency(self.currency)
+        check_time("created_at", self.created_at)
+
+
+def _check_event(event: OrderPaid | OrderRefunded | OrderClosed, type_: str) -> None:
+    """Check the fields every output event shares."""
+    if event.type != type_:
+        raise RecordError(f"not an {type_} event")
+    check_text("event_id", event.event_id, 36)
+    check_text("out_trade_no", event.out_trade_no, ID_CHARS)
+    check_text("account", event.account, ACCOUNT_CHARS)
+    check_text("provider", event.provider, PROVIDER_CHARS)
+    check_text("provider_trade_no", event.provider_trade_no, ID_CHARS, required=False)
+    check_text("notify_id", event.notify_id, NOTIFY_ID_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +186,11 @@ class OrderPaid(JsonRecord):
     type: str = "order.paid"
 
     def check(self) -> None:
-        """Raise RecordError unless this is an order.paid event with an integer amount."""
-        if self.type != "order.paid" or not isinstance(self.amount_minor, int):
-            raise RecordError("not an order.paid event")
+        """Raise RecordError unless this is an order.paid event whose fields fit their columns."""
+        _check_event(self, "order.paid")
+        check_amount("amount_minor", self.amount_minor)
+        check_currency(self.currency)
+        check_time("paid_at", self.paid_at, optional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +211,13 @@ class OrderRefunded(JsonRecord):
     type: str = "order.refunded"
 
     def check(self) -> None:
-        """Raise RecordError unless this is an order.refunded event with integer amounts."""
-        if self.type != "order.refunded" or not isinstance(self.amount_minor, int):
-            raise RecordError("not an order.refunded event")
+        """Raise RecordError unless this is an order.refunded event whose fields fit."""
+        _check_event(self, "order.refunded")
+        check_text("refund_id", self.refund_id, ID_CHARS, required=False)
+        check_amount("amount_minor", self.amount_minor)
+        check_amount("refunded_total_minor", self.refunded_total_minor)
+        check_currency(self.currency)
+        check_time("refunded_at", self.refunded_at, optional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +234,18 @@ class OrderClosed(JsonRecord):
     type: str = "order.closed"
 
     def check(self) -> None:
-        """Raise RecordError unless this is an order.closed event."""
-        if self.type != "order.closed":
-            raise RecordError("not an order.closed event")
+        """Raise RecordError unless this is an order.closed event whose fields fit."""
+        _check_event(self, "order.closed")
+        check_time("closed_at", self.closed_at, optional=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Anomaly(JsonRecord):
-    """``payment-anomalies``: a notification that is genuine but must not become an event."""
+    """``payment-anomalies``: a notification that is genuine but must not become an event.
+
+    An ``undecodable_record`` anomaly also says where the record is: ``topic`` (its name as
+    consumed), ``partition`` and ``offset``; other anomalies leave them empty (-1).
+    """
 
     anomaly_id: str
     out_trade_no: str
@@ -143,3 +255,23 @@ class Anomaly(JsonRecord):
     provider: str = ""
     notify_id: str = ""
     detected_at: str = ""
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+    def check(self) -> None:
+        """Raise RecordError unless every field has its type and the ids fit their columns."""
+        check_text("anomaly_id", self.anomaly_id, 64)
+        check_text("reason", self.reason, 64)
+        check_text("out_trade_no", self.out_trade_no, ID_CHARS, required=False)
+        for name in ("detail", "account", "provider", "notify_id", "detected_at", "topic"):
+            check_text(name, getattr(self, name), 2**16, required=False)
+        for name in ("partition", "offset"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value < 2**63:
+                raise RecordError(f"{name} must be an integer")
+
+    @property
+    def source(self) -> str:
+        """Return ``topic/partition/offset`` of the record it is about, or "" for none."""
+        return f"{self.topic}/{self.partition}/{self.offset}" if self.topic else ""

@@ -113,4 +113,4 @@ def test_pipeline_ten_copies_become_one_event_and_one_paid_row(
     engine.dispose()
     assert (row.status, row.amount_minor, row.currency) == ("paid", 100, "CNY")
     assert (row.provider, events) == ("alipay", 1)
-    assert [tuple(r) for r in odd] == [("o-junk", "undecodable")]
+    assert [tuple(r) for r in odd] == [("o-junk", "undecodable_record")]

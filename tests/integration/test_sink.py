@@ -97,8 +97,10 @@ def _outages(
     )
     load = sink_runs.workload(600, seed=1)
     junk = [
-        Record(ORDER_PAID_TOPIC, b"\x00not json", ""),
-        Record(ORDERS_TOPIC, writer_cases.expected(9999).to_bytes().replace(b"CNY", b"CNYX"), ""),
+        Record(ORDER_PAID_TOPIC, b"\x00not json", "", b"junk"),
+        writer_cases.keyed(
+            ORDERS_TOPIC, writer_cases.expected(9999).to_bytes().replace(b"CNY", b"CNYX")
+        ),
     ]
     thirds = [load[:600], load[600:1200], load[1200:]]
     sink = Service("sink", config)
@@ -133,7 +135,7 @@ def _outages(
     engine.dispose()
     assert len(sink.logs) == 1  # one process the whole time: no crash, no restart
     assert sink_runs.without_failed(got) == sink_runs.reference(tmp_path, load)
-    assert failed == {where[-2]: "undecodable", where[-1]: "unapplicable"}
+    assert failed == {where[-2]: "undecodable_record", where[-1]: "undecodable_record"}
 
 
 def test_sink_two_processes_killed_at_random_moments_same_rows_as_uninterrupted_run(

@@ -30,6 +30,7 @@ from tests.support import writer_cases
 from tests.support.stack import write_config
 
 SINK_TOPICS = (ORDERS_TOPIC, *OUTPUT_TOPICS)
+FAILED = ("undecodable_record", "unapplicable")
 
 
 def workload(orders: int, seed: int, duplicates: float = 0.3) -> list[Record]:
@@ -56,7 +57,7 @@ def workload(orders: int, seed: int, duplicates: float = 0.3) -> list[Record]:
 
 
 def _record(topic: str, value: bytes) -> Record:
-    return Record(topic, value, "")
+    return writer_cases.keyed(topic, value)
 
 
 def produce(bootstrap: str, prefix: str, records: Sequence[Record]) -> list[str]:
@@ -64,7 +65,7 @@ def produce(bootstrap: str, prefix: str, records: Sequence[Record]) -> list[str]
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     where: dict[int, str] = {}
     for i, record in enumerate(records):
-        key = _key(record.value)
+        key = record.key
 
         def done(err: object, msg: object, i: int = i) -> None:
             assert err is None, err
@@ -74,14 +75,6 @@ def produce(bootstrap: str, prefix: str, records: Sequence[Record]) -> list[str]
         producer.poll(0)
     assert producer.flush(30) == 0
     return [where[i] for i in range(len(records))]
-
-
-def _key(value: bytes) -> bytes:
-    start = value.find(b'"out_trade_no":"')
-    if start < 0:
-        return b"junk"
-    start += len(b'"out_trade_no":"')
-    return value[start : value.index(b'"', start)][:200]
 
 
 def reference(folder: Path, records: Sequence[Record]) -> writer_cases.Snapshot:
@@ -171,19 +164,15 @@ def failed_sources(engine: Engine) -> dict[str, str]:
     """Return ``source -> reason`` of the records the sink could not decode or apply."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(anomalies.c.source, anomalies.c.reason).where(
-                anomalies.c.reason.in_(("undecodable", "unapplicable"))
-            )
+            select(anomalies.c.source, anomalies.c.reason).where(anomalies.c.reason.in_(FAILED))
         ).all()
     return {r.source: r.reason for r in rows}
 
 
 def without_failed(snapshot: writer_cases.Snapshot) -> writer_cases.Snapshot:
-    """Drop undecodable/unapplicable anomaly rows (their ids carry the record's position)."""
+    """Drop undecodable_record/unapplicable anomaly rows (their ids come from the position)."""
     out = dict(snapshot)
-    out["anomalies"] = [
-        r for r in snapshot["anomalies"] if r[2] not in ("undecodable", "unapplicable")
-    ]
+    out["anomalies"] = [r for r in snapshot["anomalies"] if r[2] not in FAILED]
     return out
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 
 from sinks.rows import anomalies, order_events, orders, refunds
 from sinks.writer import Record, write_batch, write_records
@@ -24,6 +25,15 @@ from stream.records import (
 )
 
 Snapshot = dict[str, list[tuple[object, ...]]]
+
+
+def keyed(topic: str, value: bytes, source: str = "") -> Record:
+    """A record keyed as the stream keys it: by the value's ``out_trade_no`` (none: no key)."""
+    try:
+        number = json.loads(value).get("out_trade_no")
+    except ValueError:
+        number = None
+    return Record(topic, value, source, number.encode() if isinstance(number, str) else None)
 
 
 def expected(n: int) -> ExpectedOrder:
@@ -47,8 +57,8 @@ def paid(n: int) -> OrderPaid:
 def records_for(count: int) -> list[Record]:
     out: list[Record] = []
     for n in range(count):
-        out.append(Record(ORDERS_TOPIC, expected(n).to_bytes(), f"orders/0/{n}"))
-        out.append(Record(ORDER_PAID_TOPIC, paid(n).to_bytes(), f"order-paid/0/{n}"))
+        out.append(keyed(ORDERS_TOPIC, expected(n).to_bytes(), f"orders/0/{n}"))
+        out.append(keyed(ORDER_PAID_TOPIC, paid(n).to_bytes(), f"order-paid/0/{n}"))
     return out
 
 
@@ -81,8 +91,8 @@ def check_redelivery_in_any_order_gives_one_row_per_event(engine: Engine) -> Non
 
 def check_paid_never_moves_back_to_created(engine: Engine) -> None:
     with engine.begin() as conn:
-        write_batch(conn, [Record(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1")])
-        write_batch(conn, [Record(ORDERS_TOPIC, expected(1).to_bytes(), "o/0/1")])
+        write_batch(conn, [keyed(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1")])
+        write_batch(conn, [keyed(ORDERS_TOPIC, expected(1).to_bytes(), "o/0/1")])
     with engine.connect() as conn:
         assert conn.scalar(select(orders.c.status).where(orders.c.out_trade_no == "o-1")) == "paid"
 
@@ -90,17 +100,17 @@ def check_paid_never_moves_back_to_created(engine: Engine) -> None:
 def check_undecodable_and_anomalies_are_kept_once(engine: Engine) -> None:
     anomaly = Anomaly("a-1", "o-1", "amount_mismatch", "paid 1, expected 101", "shop")
     batch = [
-        Record(ANOMALIES_TOPIC, anomaly.to_bytes(), "payment-anomalies/0/1"),
-        Record(ORDER_PAID_TOPIC, b"{not json", "order-paid/3/99"),
+        keyed(ANOMALIES_TOPIC, anomaly.to_bytes(), "payment-anomalies/0/1"),
+        keyed(ORDER_PAID_TOPIC, b"{not json", "order-paid/3/99"),
     ]
     for new in (1, 0):
         with engine.begin() as conn:
             result = write_batch(conn, batch)
-        assert (result.anomalies, result.undecodable) == (new, 1)
+        assert (result.anomalies, result.undecodable_record) == (new, 1)
     with engine.connect() as conn:
         reasons = sorted(conn.scalars(select(anomalies.c.reason)).all())
         sources = sorted(conn.scalars(select(anomalies.c.source)).all())
-    assert reasons == ["amount_mismatch", "undecodable"]
+    assert reasons == ["amount_mismatch", "undecodable_record"]
     assert "order-paid/3/99" in sources
 
 
@@ -150,7 +160,7 @@ def history() -> list[Record]:
     facts += [(ORDER_CLOSED_TOPIC, closed(n).to_bytes()) for n in (4, 5, 7)]
     anomaly = Anomaly("a-9", "o-9", "amount_mismatch", "paid 1, expected 109", "shop")
     facts.append((ANOMALIES_TOPIC, anomaly.to_bytes()))
-    return [Record(t, v, f"{t}/0/{i}") for i, (t, v) in enumerate(facts)]
+    return [keyed(t, v, f"{t}/0/{i}") for i, (t, v) in enumerate(facts)]
 
 
 EXPECTED_STATUSES = {
@@ -226,9 +236,9 @@ def shuffled(seed: int) -> tuple[list[int], list[int]]:
 
 def check_refund_above_paid_is_rejected_and_reported(engine: Engine) -> None:
     records = [
-        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 80, 80).to_bytes(), "r/0/1"),
-        Record(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
-        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 80, 160).to_bytes(), "r/0/2"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 80, 80).to_bytes(), "r/0/1"),
+        keyed(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 80, 160).to_bytes(), "r/0/2"),
     ]
     for record in records:
         with engine.begin() as conn:
@@ -246,9 +256,9 @@ def check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine: Engine) -
     """An older cumulative refunded total handled after a newer one reaches the sink as an
     ``order.refunded`` of 0: its event is kept, and it changes nothing."""
     records = [
-        Record(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
-        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 60, 60).to_bytes(), "r/0/1"),
-        Record(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 0, 60).to_bytes(), "r/0/2"),
+        keyed(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 60, 60).to_bytes(), "r/0/1"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 0, 60).to_bytes(), "r/0/2"),
     ]
     write_records(engine, records)
     with engine.connect() as conn:
@@ -260,25 +270,57 @@ def check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine: Engine) -
     assert states == {"r2": "applied"} and reasons == [] and events == 3
 
 
+def _refuse_order(engine: Engine, out_trade_no: str) -> None:
+    """Make the database refuse any write of one order (a trigger), as a stand-in for whatever a
+    database may refuse in a record that passed every check of its contract."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON orders FOR EACH ROW "
+                    f"WHEN (NEW.out_trade_no = '{out_trade_no}') EXECUTE FUNCTION refuse()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON orders "
+                    f"WHEN NEW.out_trade_no = '{out_trade_no}' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+
+
 def check_record_the_database_refuses_becomes_anomaly(engine: Engine) -> None:
-    """A value the database refuses (a negative paid amount against a CHECK; on PostgreSQL also a
-    currency longer than its column) is kept as an ``unapplicable`` anomaly with its source, and
-    the rest of the batch is written."""
+    """A record the database refuses (here a trigger) is kept as an ``unapplicable`` anomaly
+    with its source, and the rest of the batch is written; a value outside its contract (a
+    negative amount, a currency longer than its column) is an ``undecodable_record`` before the
+    database sees it, on SQLite as on PostgreSQL."""
+    _refuse_order(engine, "o-52")
     negative = dataclasses.replace(paid(50), amount_minor=-5)
     too_long = dataclasses.replace(expected(51), currency="CNYCNY")
     batch = [
         *records_for(3),
-        Record(ORDER_PAID_TOPIC, negative.to_bytes(), "order-paid/2/5"),
-        Record(ORDERS_TOPIC, too_long.to_bytes(), "orders/3/3"),
+        keyed(ORDER_PAID_TOPIC, negative.to_bytes(), "order-paid/2/5"),
+        keyed(ORDERS_TOPIC, too_long.to_bytes(), "orders/3/3"),
+        keyed(ORDERS_TOPIC, expected(52).to_bytes(), "orders/4/4"),
     ]
     result = write_records(engine, batch)
     assert result.records == len(batch)
+    assert (result.undecodable_record, result.unapplicable) == (2, 1)
     with engine.connect() as conn:
         failed = conn.execute(select(anomalies.c.reason, anomalies.c.source)).all()
         created = conn.scalar(select(func.count()).select_from(orders))
-    assert counts(engine)[:2] == (3, 3)  # the refused payment's event row is rolled back too
-    want = [("unapplicable", "order-paid/2/5")]
-    if engine.dialect.name == "postgresql":  # SQLite does not enforce String lengths
-        want.append(("unapplicable", "orders/3/3"))
-    assert sorted(tuple(r) for r in failed) == sorted(want)
-    assert created == 3 + (engine.dialect.name != "postgresql")
+    assert counts(engine)[:2] == (3, 3)
+    assert sorted(tuple(r) for r in failed) == [
+        ("unapplicable", "orders/4/4"),
+        ("undecodable_record", "order-paid/2/5"),
+        ("undecodable_record", "orders/3/3"),
+    ]
+    assert created == 3

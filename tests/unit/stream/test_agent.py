@@ -92,7 +92,7 @@ async def test_agent_duplicates_emit_nothing(harness: Harness) -> None:
 async def test_agent_undecodable_record_becomes_an_anomaly(harness: Harness) -> None:
     await harness.put(NOTIFICATIONS_TOPIC, b"not json")
     [anomaly] = harness.sender.sent
-    assert isinstance(anomaly, Anomaly) and anomaly.reason == "undecodable"
+    assert isinstance(anomaly, Anomaly) and anomaly.reason == "undecodable_record"
 
 
 async def test_agent_tick_reports_a_payment_whose_order_never_came(harness: Harness) -> None:
