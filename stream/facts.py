@@ -63,12 +63,15 @@ def closed(order: ExpectedOrder, note: Notification) -> OrderClosed:
     )
 
 
-def anomaly(note: Notification, reason: str, detail: str) -> Anomaly:
-    """Return the anomaly ``reason`` about one notification (same notification, same id)."""
+def anomaly(note: Notification, reason: str, detail: str, fact: str = "") -> Anomaly:
+    """Return the anomaly ``reason`` about one notification (same notification, same id).
+
+    ``fact`` tells apart several anomalies of one reason about one notify_id (the digests of
+    reshaped copies).
+    """
+    key = f"{note.account}\x1f{note.notify_id}\x1f{reason}" + (f"\x1f{fact}" if fact else "")
     return Anomaly(
-        anomaly_id=str(
-            uuid.uuid5(EVENT_NAMESPACE, f"{note.account}\x1f{note.notify_id}\x1f{reason}")
-        ),
+        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
         out_trade_no=note.out_trade_no,
         reason=reason,
         detail=detail,

@@ -5,15 +5,17 @@ Pure: no faust, no clock. Time enters only through :class:`Tick`, which the work
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.records import Notification
 from stream.records import Anomaly, ExpectedOrder, OrderClosed, OrderPaid, OrderRefunded
 
-MAX_SEEN = 256
-MAX_PENDING = 32
+MAX_SEEN = 256  # remembered notify ids per account
+MAX_PENDING = 32  # notifications waiting for the order, per account
 PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 EXPIRING_STATUSES = frozenset({"awaiting_order", "closed", "refunded"})
 
@@ -29,23 +31,28 @@ class Tick:
 
 Input = ExpectedOrder | Notification | Tick
 Output = OrderPaid | OrderRefunded | OrderClosed | Anomaly
+Seen = tuple[str, str, str]  # (account, notify_id, digest); "" account and digest: stored before
 
 
 @dataclass(frozen=True, slots=True)
 class OrderState:
     """What one order has seen.
 
-    ``pending`` holds notifications that cannot be applied yet (no order, or a refund before its
-    payment); ``refunds`` the applied refunds as (refund_id, amount); ``reported`` the notify_ids
-    already reported by a tick; ``touched_at`` the latest ``received_at`` (for retention).
+    ``seen`` remembers each notification once per (account, notify_id) with the digest of its
+    content (:func:`content_digest`); ``pending`` holds notifications that cannot be applied yet
+    (no order, or a refund before its payment); ``paid_trade_no`` is the provider's trade number
+    of the payment that paid the order; ``refunds`` the applied refunds as (refund_id, amount);
+    ``reported`` the notify_ids already reported by a tick; ``touched_at`` the latest
+    ``received_at`` (for retention).
     """
 
     order: ExpectedOrder | None = None
     status: str = "awaiting_order"
-    seen: tuple[str, ...] = ()
+    seen: tuple[Seen, ...] = ()
     pending: tuple[Notification, ...] = ()
     paid_notify_id: str | None = None
     paid_minor: int = 0
+    paid_trade_no: str | None = None
     refunds: tuple[tuple[str, int], ...] = ()
     refunded_minor: int = 0
     closed_notify_id: str | None = None
@@ -65,6 +72,51 @@ class Transition:
     state: OrderState | None
     emit: tuple[Output, ...]
     reason: str
+
+
+def content_digest(note: Notification) -> str:
+    """Return a digest of what a notification says, without when it was sent or received.
+
+    A provider's retries of one notification carry the same notify_id and the same facts, but
+    may differ in ``received_at``, ``occurred_at`` and the raw body (a new signature or
+    timestamp): those are left out, so that a retry is a duplicate and a reshaped copy is not.
+    """
+    facts = [
+        note.account,
+        note.out_trade_no,
+        note.kind,
+        note.status,
+        note.amount_minor,
+        note.currency,
+        note.provider_trade_no,
+        note.refund_id,
+        note.refund_amount_minor,
+        note.refund_total_minor,
+    ]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
+
+
+def seen_digest(state: OrderState, note: Notification) -> str | None:
+    """Return the digest remembered for this account's notify_id ("" if stored before digests),
+    or None when it is new."""
+    for account, notify_id, digest in state.seen:
+        if notify_id == note.notify_id and account in (note.account, ""):
+            return digest
+    return None
+
+
+def remember(state: OrderState, note: Notification) -> OrderState:
+    """Remember a notification, keeping at most MAX_SEEN per account (the oldest goes first)."""
+    seen = (*state.seen, (note.account, note.notify_id, content_digest(note)))
+    own = [i for i, entry in enumerate(seen) if entry[0] == note.account]
+    if len(own) > MAX_SEEN:
+        seen = seen[: own[0]] + seen[own[0] + 1 :]
+    return replace(state, seen=seen)
+
+
+def waiting_of(state: OrderState, account: str) -> int:
+    """Return how many notifications of ``account`` wait in ``pending``."""
+    return sum(1 for n in state.pending if n.account == account)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -116,18 +168,28 @@ def state_to_dict(state: OrderState) -> dict[str, Any]:
 
 
 def state_from_dict(data: dict[str, Any]) -> OrderState:
-    """Rebuild a state from its stored form."""
+    """Rebuild a state from its stored form (also one stored by an older version)."""
     order = data.get("order")
     return OrderState(
         order=ExpectedOrder(**order) if order else None,
         status=data["status"],
-        seen=tuple(data.get("seen", ())),
+        seen=tuple(_seen_entry(entry) for entry in data.get("seen", ())),
         pending=tuple(Notification(**n) for n in data.get("pending", ())),
         paid_notify_id=data.get("paid_notify_id"),
         paid_minor=int(data.get("paid_minor", 0)),
+        paid_trade_no=data.get("paid_trade_no"),
         refunds=tuple((str(r), int(a)) for r, a in data.get("refunds", ())),
         refunded_minor=int(data.get("refunded_minor", 0)),
         closed_notify_id=data.get("closed_notify_id"),
         reported=tuple(data.get("reported", ())),
         touched_at=str(data.get("touched_at", "")),
     )
+
+
+def _seen_entry(entry: str | list[str] | tuple[str, ...]) -> Seen:
+    """A stored ``seen`` entry; a bare notify_id (stored before accounts and digests were
+    remembered) stands for that id of any account, with any content."""
+    if isinstance(entry, str):
+        return ("", entry, "")
+    account, notify_id, digest = (str(part) for part in entry)
+    return (account, notify_id, digest)

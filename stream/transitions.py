@@ -5,11 +5,16 @@ Inputs are the merchant's expected order (``orders``), verified notifications
 Duplicates and out-of-order arrivals are normal in payments: they come back as transitions with a
 reason, never as exceptions. The full table is in ``docs/architecture.md``; in short:
 
-- a notify_id seen before changes nothing (``duplicate``);
-- a notification before its order waits in ``pending``; the order applies it (payments first,
-  then closes, then refunds by cumulative total, whatever their arrival order);
-- account/currency (and for a payment, amount) must match the order, else an anomaly;
-- the first valid payment emits ``order.paid``; later ones nothing (``already_paid``);
+- a notification of another account than the known order's is an ``account_mismatch`` anomaly
+  before anything is remembered of it;
+- a notify_id seen before (per account) changes nothing (``duplicate``), unless the copy says
+  something else (another amount, status, trade number, ...): a ``notify_id_conflict`` anomaly;
+- a notification before its order waits in ``pending`` (at most MAX_PENDING per account); the
+  order applies it (payments first, then closes, then refunds by cumulative total, whatever their
+  arrival order) and reports other accounts' as ``account_mismatch``;
+- currency (and for a payment, amount) must match the order, else an anomaly;
+- the first valid payment emits ``order.paid``; a later one of the same provider trade nothing
+  (``already_paid``), one of another trade a ``duplicate_payment`` anomaly (a double charge);
 - a refund waits for the payment, then emits one ``order.refunded`` per refund id;
 - a close before payment emits ``order.closed``; a close after payment (Alipay: "fully refunded")
   emits nothing, and a tick reports it if the refunds never cover the payment;
@@ -36,10 +41,14 @@ from stream.state import (
     Tick,
     Transition,
     close_unmatched,
+    content_digest,
     later,
     parse_time,
+    remember,
+    seen_digest,
     state_from_dict,
     state_to_dict,
+    waiting_of,
 )
 
 __all__ = [
@@ -73,29 +82,49 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
         detail = "a second expected order with different terms; the first one is kept"
         anomaly = facts.order_anomaly(order, "order_conflict", detail)
         return Transition(state, (anomaly,), "order_conflict")
-    current = replace(state, order=order, status="created")
-    new, emitted = _drain(current)
+    own = tuple(entry for entry in state.seen if entry[0] in (order.account, ""))
+    current = replace(state, order=order, status="created", seen=own)
+    new, emitted = _drain(current)  # other accounts' waiting notifications: account_mismatch
     return Transition(new, emitted, "order_recorded")
 
 
 def _apply_notification(state: OrderState, note: Notification) -> Transition:
+    if state.order is not None and note.account != state.order.account:
+        return _apply_known(state, note)  # account_mismatch: nothing is remembered of it
     state = replace(state, touched_at=later(state.touched_at, note.received_at))
-    if note.notify_id in state.seen:
-        return Transition(state, (), "duplicate")
-    state = replace(state, seen=(*state.seen, note.notify_id)[-MAX_SEEN:])
+    known = seen_digest(state, note)
+    if known is not None:
+        return _apply_seen(state, note, known)
     if state.order is None:
-        return _wait(state, note, "awaiting_order")
-    step = _apply_known(state, note)
+        if waiting_of(state, note.account) >= MAX_PENDING:
+            return _overflow(state, note)
+        return _wait(remember(state, note), note, "awaiting_order")
+    step = _apply_known(remember(state, note), note)
     assert step.state is not None
     new, emitted = _drain(step.state)
     return Transition(new, (*step.emit, *emitted), step.reason)
 
 
+def _apply_seen(state: OrderState, note: Notification, known: str) -> Transition:
+    """A notify_id this account sent before: a copy changes nothing, a reshaped one is reported."""
+    digest = content_digest(note)
+    if known in ("", digest):
+        return Transition(state, (), "duplicate")
+    detail = f"notify_id {note.notify_id} seen before with other content; this copy is not applied"
+    conflict = facts.anomaly(note, "notify_id_conflict", detail, fact=digest)
+    return Transition(state, (conflict,), "notify_id_conflict")
+
+
+def _overflow(state: OrderState, note: Notification) -> Transition:
+    """Report a notification that finds no room; it is not remembered, so a retry can apply."""
+    detail = f"more than {MAX_PENDING} notifications of {note.account} wait for this order"
+    overflow = facts.anomaly(note, "pending_overflow", detail)
+    return Transition(state, (overflow,), "pending_overflow")
+
+
 def _wait(state: OrderState, note: Notification, reason: str) -> Transition:
-    if len(state.pending) >= MAX_PENDING:
-        detail = f"more than {MAX_PENDING} notifications wait for this order"
-        overflow = facts.anomaly(note, "pending_overflow", detail)
-        return Transition(state, (overflow,), "pending_overflow")
+    if waiting_of(state, note.account) >= MAX_PENDING:
+        return _overflow(state, note)
     return Transition(replace(state, pending=(*state.pending, note)), (), reason)
 
 
@@ -132,8 +161,22 @@ def _apply_known(state: OrderState, note: Notification) -> Transition:
 def _apply_payment(state: OrderState, note: Notification) -> Transition:
     assert state.order is not None
     if state.is_paid:
+        if state.paid_trade_no and note.provider_trade_no not in ("", state.paid_trade_no):
+            detail = (
+                f"second payment {note.provider_trade_no} of an order paid by "
+                f"{state.paid_trade_no}; the merchant must refund it"
+            )
+            return Transition(
+                state, (facts.anomaly(note, "duplicate_payment", detail),), "duplicate_payment"
+            )
         return Transition(state, (), "already_paid")
-    new = replace(state, status="paid", paid_notify_id=note.notify_id, paid_minor=note.amount_minor)
+    new = replace(
+        state,
+        status="paid",
+        paid_notify_id=note.notify_id,
+        paid_minor=note.amount_minor,
+        paid_trade_no=note.provider_trade_no,
+    )
     event = facts.paid(state.order, note)
     if state.status != "closed":
         return Transition(new, (event,), "paid")

@@ -22,6 +22,7 @@ def note(
     refund_amount: int | None = None,
     refund_total: int | None = None,
     received_at: str = RECEIVED,
+    trade_no: str = "t-1",
 ) -> Notification:
     return Notification(
         provider="alipay",
@@ -32,7 +33,7 @@ def note(
         status=status,
         amount_minor=amount,
         currency=currency,
-        provider_trade_no="t-1",
+        provider_trade_no=trade_no,
         occurred_at="2026-11-26T10:00:01+08:00",
         received_at=received_at,
         raw_body_b64="",

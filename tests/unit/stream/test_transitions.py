@@ -49,6 +49,9 @@ INPUTS: dict[str, Input] = {
     "refund_150": refund("rn-3", "r-3", 150),
     "close": close("c-9"),
     "tick": tick(LATER),
+    "other_account": note("x-1", account="other"),
+    "second_charge": note("n-4", trade_no="t-2"),
+    "reshaped_copy": note("n-1", amount=5),  # n-1 paid the order in the paid states
 }
 
 P, R, C, A = "paid", "refunded", "closed", "anomaly"
@@ -64,6 +67,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("none", "refund_150"): ("awaiting_order", (), "awaiting_order"),
     ("none", "close"): ("awaiting_order", (), "awaiting_order"),
     ("none", "tick"): ("awaiting_order", (), "nothing_due"),
+    ("none", "other_account"): ("awaiting_order", (), "awaiting_order"),
+    ("none", "second_charge"): ("awaiting_order", (), "awaiting_order"),
+    ("none", "reshaped_copy"): ("awaiting_order", (), "awaiting_order"),
     ("awaiting_order", "order"): ("paid", (P,), "order_recorded"),
     ("awaiting_order", "conflicting_order"): ("created", (A,), "order_recorded"),
     ("awaiting_order", "payment"): ("awaiting_order", (), "awaiting_order"),
@@ -72,6 +78,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("awaiting_order", "refund_150"): ("awaiting_order", (), "awaiting_order"),
     ("awaiting_order", "close"): ("awaiting_order", (), "awaiting_order"),
     ("awaiting_order", "tick"): ("awaiting_order", (A,), "timed_out"),
+    ("awaiting_order", "other_account"): ("awaiting_order", (), "awaiting_order"),
+    ("awaiting_order", "second_charge"): ("awaiting_order", (), "awaiting_order"),
+    ("awaiting_order", "reshaped_copy"): ("awaiting_order", (), "awaiting_order"),
     ("created", "order"): ("created", (), "duplicate_order"),
     ("created", "conflicting_order"): ("created", (A,), "order_conflict"),
     ("created", "payment"): ("paid", (P,), "paid"),
@@ -80,6 +89,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("created", "refund_150"): ("created", (), "refund_before_payment"),
     ("created", "close"): ("closed", (C,), "closed"),
     ("created", "tick"): ("created", (), "nothing_due"),
+    ("created", "other_account"): ("created", (A,), "account_mismatch"),
+    ("created", "second_charge"): ("paid", (P,), "paid"),
+    ("created", "reshaped_copy"): ("created", (A,), "amount_mismatch"),
     ("paid", "order"): ("paid", (), "duplicate_order"),
     ("paid", "conflicting_order"): ("paid", (A,), "order_conflict"),
     ("paid", "payment"): ("paid", (), "already_paid"),
@@ -88,6 +100,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("paid", "refund_150"): ("paid", (A,), "refund_exceeds"),
     ("paid", "close"): ("paid", (), "closed_after_payment"),
     ("paid", "tick"): ("paid", (), "nothing_due"),
+    ("paid", "other_account"): ("paid", (A,), "account_mismatch"),
+    ("paid", "second_charge"): ("paid", (A,), "duplicate_payment"),
+    ("paid", "reshaped_copy"): ("paid", (A,), "notify_id_conflict"),
     ("partially_refunded", "order"): ("partially_refunded", (), "duplicate_order"),
     ("partially_refunded", "conflicting_order"): ("partially_refunded", (A,), "order_conflict"),
     ("partially_refunded", "payment"): ("partially_refunded", (), "already_paid"),
@@ -96,6 +111,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("partially_refunded", "refund_150"): ("partially_refunded", (A,), "refund_exceeds"),
     ("partially_refunded", "close"): ("partially_refunded", (), "closed_after_payment"),
     ("partially_refunded", "tick"): ("partially_refunded", (), "nothing_due"),
+    ("partially_refunded", "other_account"): ("partially_refunded", (A,), "account_mismatch"),
+    ("partially_refunded", "second_charge"): ("partially_refunded", (A,), "duplicate_payment"),
+    ("partially_refunded", "reshaped_copy"): ("partially_refunded", (A,), "notify_id_conflict"),
     ("refunded", "order"): ("refunded", (), "duplicate_order"),
     ("refunded", "conflicting_order"): ("refunded", (A,), "order_conflict"),
     ("refunded", "payment"): ("refunded", (), "already_paid"),
@@ -104,6 +122,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("refunded", "refund_150"): ("refunded", (A,), "refund_exceeds"),
     ("refunded", "close"): ("refunded", (), "closed_after_payment"),
     ("refunded", "tick"): ("refunded", (), "nothing_due"),
+    ("refunded", "other_account"): ("refunded", (A,), "account_mismatch"),
+    ("refunded", "second_charge"): ("refunded", (A,), "duplicate_payment"),
+    ("refunded", "reshaped_copy"): ("refunded", (A,), "notify_id_conflict"),
     ("closed", "order"): ("closed", (), "duplicate_order"),
     ("closed", "conflicting_order"): ("closed", (A,), "order_conflict"),
     ("closed", "payment"): ("paid", (P, A), "paid"),
@@ -112,6 +133,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("closed", "refund_150"): ("closed", (), "refund_before_payment"),
     ("closed", "close"): ("closed", (), "already_closed"),
     ("closed", "tick"): ("closed", (), "nothing_due"),
+    ("closed", "other_account"): ("closed", (A,), "account_mismatch"),
+    ("closed", "second_charge"): ("paid", (P, A), "paid"),
+    ("closed", "reshaped_copy"): ("closed", (A,), "amount_mismatch"),
     ("paid_then_closed", "order"): ("paid", (), "duplicate_order"),
     ("paid_then_closed", "conflicting_order"): ("paid", (A,), "order_conflict"),
     ("paid_then_closed", "payment"): ("paid", (), "already_paid"),
@@ -120,6 +144,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, tuple[str, ...], str]] = {
     ("paid_then_closed", "refund_150"): ("paid", (A,), "refund_exceeds"),
     ("paid_then_closed", "close"): ("paid", (), "already_closed"),
     ("paid_then_closed", "tick"): ("paid", (A,), "timed_out"),
+    ("paid_then_closed", "other_account"): ("paid", (A,), "account_mismatch"),
+    ("paid_then_closed", "second_charge"): ("paid", (A,), "duplicate_payment"),
+    ("paid_then_closed", "reshaped_copy"): ("paid", (A,), "notify_id_conflict"),
 }
 
 
@@ -273,4 +300,4 @@ def test_state_roundtrips_through_its_stored_form(name: str) -> None:
 
 def test_state_from_before_refunds_still_loads() -> None:
     old = {"order": None, "status": "awaiting_order", "seen": ["n-1"], "pending": []}
-    assert state_from_dict(old).seen == ("n-1",)
+    assert state_from_dict(old).seen == (("", "n-1", ""),)
