@@ -532,7 +532,10 @@ def settle_order(conn: Connection, out_trade_no: str, close_id: str | None, batc
 
 def _closed_at(conn: Connection, close_id: str) -> str | None:
     payload = conn.scalar(select(order_events.c.payload).where(order_events.c.event_id == close_id))
-    return OrderClosed.from_bytes((payload or "").encode()).closed_at
+    try:
+        return OrderClosed.from_bytes((payload or "").encode()).closed_at
+    except RecordError:  # stored before the contract was checked this strictly: no time known
+        return None
 
 
 def _mark_refunds(conn: Connection, out_trade_no: str, ids: Sequence[str], state: str) -> None:
