@@ -80,7 +80,9 @@ def create_app(
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
             async with gate:
-                if not gate.paused:  # paused: a rebalance; the event is read again after it
+                if gate.paused:  # a rebalance: the event is read again after the seek
+                    gate.skip(event)
+                else:
                     await worker.handle(event.message, event.value)
 
     @app.on_partitions_revoked.connect

@@ -14,7 +14,8 @@ its promises; each one replaces a class on the app's transport before the consum
 - :func:`install_commit_gate`: a transaction commit must hold whole events (a lock the agent
   holds for one event and the commit holds while it flushes faust's buffer and commits), must
   fail when one of its events failed, and a revocation must commit first; the agent skips the
-  events it is handed from then until the seek that ends the rebalance.
+  events it is handed from then until the seek that ends the rebalance, and a skipped event must
+  leave no acknowledged offset behind (:meth:`CommitGate.skip`), or faust commits past it.
 
 :data:`PRIVATE_NAMES` lists every private name this module and ``stream/engines/faust.py`` rely
 on, with the parameters of each callable; ``tests/unit/stream/test_faust_internals.py`` fails as
@@ -36,6 +37,8 @@ from typing import Any, NoReturn
 import faust
 from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 log = logging.getLogger("paynotify.stream")
 EXIT_ABANDONED = 75  # EX_TEMPFAIL: the supervisor restarts the worker
@@ -77,6 +80,16 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "(self, topics=None, start_new_transaction=True)",
         "called at a revocation",
     ),
+    PrivateName(_CONSUMER, "unacked", None, "a skipped event is taken out of it"),
+    PrivateName(_CONSUMER, "_waiting_for_ack", None, "woken after a skip", "init"),
+    PrivateName(
+        "faust.types.tuples.Message",
+        "acked",
+        None,
+        "set on a skipped event: faust's stream iterator then records no offset for it",
+    ),
+    PrivateName("faust.types.tuples", "ack_lock", None, "held while a skipped event is marked"),
+    PrivateName("mode.utils.futures", "notify", "(fut, result=None)", "wakes wait_empty"),
     PrivateName(_CONSUMER, "loop", None, "passed to the consumer thread"),
     PrivateName(_CONSUMER, "beacon", None, "passed to the consumer thread"),
     PrivateName(f"{_AIO}.Consumer", "_new_consumer_thread", "(self)", "overridden: highwaters"),
@@ -169,6 +182,29 @@ class CommitGate:
     async def __aexit__(self, *exc: object) -> None:
         self.lock.release()
 
+    def skip(self, event: Any) -> None:
+        """Drop an event the agent did not apply, so that no commit counts it as processed.
+
+        faust's stream acknowledges an event when the agent asks for the next one, and commits
+        acknowledged offsets. An event skipped after a revocation's commit was acknowledged once
+        faust had already forgotten the partition's committed offset, so faust's own commit at
+        the end of the revocation moved past it and it was never read again (an expected order
+        lost). Marked acknowledged here, its offset is never recorded; it is read again after
+        the seek, by whichever worker then owns its partition.
+        """
+        message = event.message
+        consumer = event.app.consumer
+        with ack_lock:  # faust's stream iterator tests and sets ``acked`` under it
+            message.acked = True
+            consumer.unacked.discard(message)
+        notify(consumer._waiting_for_ack)  # faust's wait for the agents need not time out
+        log.info(
+            "skipped until the seek that ends the rebalance: %s[%d]@%d",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+
 
 def install_safe_seek(app: faust.App) -> None:
     """Make the app's consumer stop delivering before it seeks to the committed offsets.
@@ -244,7 +280,8 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
     fails, and the transaction is not committed. On a revocation faust forgets the acks since the
     last commit, keeps the open transactions of the partitions a worker keeps and seeks back:
     the inputs would be applied twice into one transaction. So the revocation commits first, and
-    the agent skips the events it is handed until the seek (they are read again after it).
+    the agent skips (:meth:`CommitGate.skip`) the events it is handed until the seek (they are
+    read again after it).
     """
     gate = CommitGate()
     transport = app.transport

@@ -3,14 +3,23 @@ on is still there, with the same parameters, in the versions it was checked agai
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 from importlib.metadata import version
 from typing import Any
 
+import faust
 import pytest
+from faust.events import Event
+from faust.types.tuples import TP, ConsumerMessage
 
-from stream.engines.faust_internals import CHECKED_VERSIONS, PRIVATE_NAMES, PrivateName
+from stream.engines.faust_internals import (
+    CHECKED_VERSIONS,
+    PRIVATE_NAMES,
+    CommitGate,
+    PrivateName,
+)
 
 
 def resolve(dotted: str) -> Any:
@@ -71,3 +80,24 @@ def test_faust_internals_transactional_ids_are_the_ones_faust_opens() -> None:
 def test_faust_internals_every_owner_is_listed_once_per_name() -> None:
     keys = [(n.owner, n.name) for n in PRIVATE_NAMES]
     assert len(keys) == len(set(keys))
+
+
+async def test_faust_internals_skipped_event_leaves_no_offset_for_faust_to_commit() -> None:
+    # As in a revocation: faust has forgotten the partition's committed offset, the agent
+    # applied 291 and skipped 292; the stream iterator then acknowledges both.
+    app = faust.App("skip-test", broker="kafka://127.0.0.1:1", loop=asyncio.get_running_loop())
+    app.topics.acking_topics.add("orders")
+    consumer = app.consumer
+    tp = TP("orders", 1)
+    applied, skipped = (
+        ConsumerMessage("orders", 1, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+        for offset in (291, 292)
+    )
+    consumer.unacked.update({applied, skipped})
+    try:
+        CommitGate().skip(Event(app, b"k", b"v", None, skipped))
+        assert applied.ack(consumer) and not skipped.ack(consumer)
+        assert consumer._acked[tp] == [291]  # a commit can go up to 292, not past it
+        assert not consumer.unacked  # faust's wait for the agents does not wait for 292
+    finally:  # the consumer thread's own event loop, never started
+        consumer._thread.thread_loop.close()
