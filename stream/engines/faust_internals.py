@@ -147,6 +147,18 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "the safe seek exists",
     ),
     PrivateName(
+        "faust.tables.recovery.Recovery",
+        "on_recovery_completed",
+        "(self, generation_id=0)",
+        "not called; the other place faust resumes the streams after perform_seek",
+    ),
+    PrivateName(
+        _CONSUMER,
+        "wait_empty",
+        "(self)",
+        "not called; its commit at the end of a revocation is why a skip must not ack",
+    ),
+    PrivateName(
         "aiokafka.consumer.consumer.AIOKafkaConsumer",
         "end_offsets",
         "(self, partitions)",
