@@ -8,7 +8,8 @@ that do less and less than ``paynotify stream``:
 - ``noop``: an agent over the same three input topics that only iterates the events;
 - ``table``: plus one get and one set of a RocksDB table (changelog) per record;
 - ``table-send``: plus one transactional send per record to an output topic (not awaited, as the
-  real worker does under exactly_once), through the same commit gate (``stream/eos.py``);
+  real worker does under exactly_once), through the same commit gate
+  (``stream/engines/faust_internals.py``);
 - ``paynotify``: the real ``paynotify stream`` worker.
 
 Each is timed from "Worker ready" until its consumer group has committed every input offset;
@@ -52,7 +53,7 @@ def serve(variant: str, bootstrap: str, prefix: str, guarantee: str, data_dir: s
     """Run one bare faust worker (in this process) until it is stopped."""
     import faust
 
-    from stream.eos import install_commit_gate
+    from stream.engines.faust_internals import install_commit_gate
 
     app_id = f"{prefix}ceiling-{variant}"
     app = faust.App(

@@ -22,12 +22,15 @@ from typing import Any
 import faust
 
 from gateway.records import NOTIFICATIONS_TOPIC, RecordError
-from stream.eos import CommitGate, install_commit_gate
-from stream.highwater import install_stable_highwaters
+from stream.engines.faust_internals import (
+    CommitGate,
+    install_commit_gate,
+    install_safe_seek,
+    install_stable_highwaters,
+)
 from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
 from stream.records import ORDERS_TOPIC, TICKS_TOPIC
 from stream.schedule import DueSchedule
-from stream.seek import install_safe_seek
 from stream.settings import StreamSettings
 from stream.transitions import Input, Tick
 
@@ -67,8 +70,8 @@ def create_app(
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
     )
-    install_safe_seek(app)  # before the consumer exists: see stream/seek.py
-    install_stable_highwaters(app)  # and stream/highwater.py
+    install_safe_seek(app)  # before the consumer exists: see stream/engines/faust_internals.py
+    install_stable_highwaters(app)
     worker = StreamWorker(app, settings)
     sender = worker.sender
     gate = install_commit_gate(app, sender.settle) if sender.exactly_once else CommitGate()
@@ -77,7 +80,9 @@ def create_app(
     async def orders_agent(stream: Any) -> None:
         async for event in stream.events():
             async with gate:
-                if not gate.paused:  # paused: a rebalance; the event is read again after it
+                if gate.paused:  # a rebalance: the event is read again after the seek
+                    gate.skip(event)
+                else:
                     await worker.handle(event.message, event.value)
 
     @app.on_partitions_revoked.connect
