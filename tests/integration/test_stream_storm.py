@@ -21,7 +21,7 @@ from tests.support.stream_load import fill, wait_paid, write_stream_config
 
 pytestmark = pytest.mark.integration
 
-ORDERS_PER_BATCH = 150
+ORDERS_PER_BATCH = 100
 CYCLES = 7  # extra workers that join and leave: SIGKILL on odd cycles, SIGTERM on even ones
 
 
@@ -51,7 +51,7 @@ class Feeder(threading.Thread):
                 fill(self.bootstrap, self.prefix, numbers)
                 self.numbers += numbers
                 batch += 1
-                self.done.wait(0.5)
+                self.done.wait(1.0)
         except BaseException as exc:  # reported by the test, not lost in the thread
             self.error = exc
 
