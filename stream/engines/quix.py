@@ -140,11 +140,23 @@ class ReadyLog:
 
     def __call__(self, stats: str) -> None:
         """Read one statistics document; log once per settled assignment."""
-        group = json.loads(stats).get("cgrp", {})
+        group = consumer_group_stats(stats)
         settled = group.get("join_state") == "steady" and group.get("assignment_size", 0) > 0
         if settled and group.get("rebalance_cnt") != self.rebalances:
             self.rebalances = group.get("rebalance_cnt")
             log.info("%s: %d partitions assigned", READY_TEXT, group["assignment_size"])
+
+
+def consumer_group_stats(stats: str) -> dict[str, Any]:
+    """Return the ``cgrp`` object of a statistics document (empty if it has none).
+
+    Only that object is decoded: the document lists every partition and comes ten times a second.
+    """
+    start = stats.find('"cgrp":')
+    if start < 0:
+        return {}
+    group, _end = json.JSONDecoder().raw_decode(stats, stats.index("{", start))
+    return group if isinstance(group, dict) else {}
 
 
 def transactional_id(settings: StreamSettings) -> str:
