@@ -113,7 +113,7 @@ class OrderStep:
             return outputs
         due = iso(done.due_at) if done.due_at is not None else None
         state.set(STATE_KEY, [done.state, due])
-        if stored is None or stored[1] != due:
+        if (stored[1] if stored else None) != due:  # a new order never due: nothing to say
             outputs.append(due_record(self.due_topic, key, done.due_at))
         return outputs
 

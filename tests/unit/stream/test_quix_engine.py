@@ -58,9 +58,17 @@ def test_quix_step_payment_then_order_emits_one_paid_and_due_times() -> None:
     first = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
     assert [r.topic for r in first] == [DUE]  # waiting for its order: due after the timeout
     second = feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
-    assert [r.topic for r in second] == [ORDER_PAID_TOPIC, DUE]
+    assert [r.topic for r in second] == [ORDER_PAID_TOPIC, DUE]  # paid: never due again
+    assert second[1].value == b""
     assert state.values[STATE_KEY][0]["status"] == "paid"
     assert all(r.key == b"o-1" for r in first + second)
+
+
+def test_quix_step_order_then_payment_produce_no_due_times() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    assert feed(step, state, ORDERS_TOPIC, ORDER.to_bytes()) == []  # never due: no record
+    paid = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    assert [r.topic for r in paid] == [ORDER_PAID_TOPIC]
 
 
 def test_quix_step_duplicate_emits_and_stores_nothing() -> None:
