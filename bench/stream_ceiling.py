@@ -66,7 +66,7 @@ def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_d
     from quixstreams import Application, State
 
     from paynotify.logs import setup_logging
-    from stream.engines.quix import ReadyLog
+    from stream.engines.quix import STATS_INTERVAL_MS, ReadyLog
 
     setup_logging("INFO")
     app = Application(
@@ -78,7 +78,7 @@ def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_d
         state_dir=data_dir,
         loglevel=None,
         producer_extra_config={"partitioner": "murmur2_random", "linger.ms": 5},
-        consumer_extra_config={"statistics.interval.ms": 100, "stats_cb": ReadyLog()},
+        consumer_extra_config={"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": ReadyLog()},
     )
     raw = {"key_deserializer": "bytes", "value_deserializer": "bytes"}
     frames = [app.dataframe(app.topic(prefix + t, **raw)) for t in (*INPUTS, TICKS_TOPIC)]
