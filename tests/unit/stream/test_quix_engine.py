@@ -115,6 +115,13 @@ def test_quix_step_tick_without_state_does_nothing() -> None:
     assert feed(step, state, TICKS_TOPIC, tick) == [] and state.values == {}
 
 
+def test_quix_step_keyless_tick_of_the_faust_engine_is_ignored() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
+    topic = SETTINGS.topic(TICKS_TOPIC)
+    assert step.step(topic, 0, 1, None, tick, state) == [] and state.values == {}  # type: ignore[arg-type]
+
+
 def test_quix_serializer_turns_an_empty_value_into_a_tombstone() -> None:
     serializer = RecordSerializer()
     assert serializer(OutputRecord(DUE, b"k", b"x"), None) == b"x"  # type: ignore[arg-type]
