@@ -1,21 +1,30 @@
-"""How fast can one faust worker go on this machine, whatever the agent does? (issue 4's "if faust
-itself is the ceiling, say so").
+"""How fast can one stream worker go on this machine, whatever it does, for each engine? (issue
+4's "if faust itself is the ceiling, say so"; issue 11's "is Quix Streams?").
 
 Pre-fills ``orders`` and ``payment-notifications`` (every payment twice, as in
-``bench/stream_throughput.py``), then runs, one after another on the same topics, faust workers
-that do less and less than ``paynotify stream``:
+``bench/stream_throughput.py``), then runs, one after another on fresh topics, workers that do
+less and less than ``paynotify stream``. faust:
 
 - ``noop``: an agent over the same three input topics that only iterates the events;
 - ``table``: plus one get and one set of a RocksDB table (changelog) per record;
 - ``table-send``: plus one transactional send per record to an output topic (not awaited, as the
   real worker does under exactly_once), through the same commit gate
   (``stream/engines/faust_internals.py``);
-- ``paynotify``: the real ``paynotify stream`` worker.
+- ``paynotify``: the real ``paynotify stream`` worker with ``engine = "faust"``.
 
-Each is timed from "Worker ready" until its consumer group has committed every input offset;
+Quix Streams (an ``Application`` over the same three topics merged with ``concat``, raw bytes):
+
+- ``quix-bare``: iterate only;
+- ``quix-state``: plus one ``state.get`` and one ``state.set`` per record (RocksDB, changelog);
+- ``quix-state-produce``: plus one produce per record to an output topic (``to_topic``), in the
+  exactly-once transaction when the guarantee is ``exactly_once``;
+- ``paynotify-quix``: the real ``paynotify stream`` worker with ``engine = "quix"``.
+
+Each is timed from its ready line until its consumer group has committed every input offset;
 the rate is notifications (not orders) per second. Medians of ``--runs``.
 
     .venv/bin/python bench/stream_ceiling.py --orders 10000 --runs 3 --guarantee exactly_once
+    .venv/bin/python bench/stream_ceiling.py --variant quix-state-produce --variant paynotify-quix
 """
 
 from __future__ import annotations
@@ -45,8 +54,49 @@ from tests.support.kafka_checks import committed, end_offsets
 from tests.support.stack import Service
 from tests.support.stream_load import fill, write_stream_config
 
-VARIANTS = ("noop", "table", "table-send", "paynotify")
+FAUST_VARIANTS = ("noop", "table", "table-send", "paynotify")
+QUIX_VARIANTS = ("quix-bare", "quix-state", "quix-state-produce", "paynotify-quix")
+VARIANTS = FAUST_VARIANTS + QUIX_VARIANTS
+SERVED = tuple(v for v in VARIANTS if not v.startswith("paynotify"))
+READY_FAUST, READY_QUIX = "Worker ready", "stream worker ready"
 INPUTS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC)
+
+
+def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_dir: str) -> None:
+    """Run one bare Quix Streams worker (in this process) until it is stopped."""
+    from quixstreams import Application, State
+
+    from paynotify.logs import setup_logging
+    from stream.engines.quix import STATS_INTERVAL_MS, ReadyLog
+
+    setup_logging("INFO")
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=f"{prefix}ceiling-{variant}",
+        auto_offset_reset="earliest",
+        commit_interval=1.0,
+        processing_guarantee="exactly-once" if guarantee == "exactly_once" else "at-least-once",
+        state_dir=data_dir,
+        loglevel=None,
+        producer_extra_config={"partitioner": "murmur2_random", "linger.ms": 5},
+        consumer_extra_config={"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": ReadyLog()},
+    )
+    raw = {"key_deserializer": "bytes", "value_deserializer": "bytes"}
+    frames = [app.dataframe(app.topic(prefix + t, **raw)) for t in (*INPUTS, TICKS_TOPIC)]
+    sdf = frames[0].concat(frames[1]).concat(frames[2])
+
+    def keep(value: bytes, state: State) -> bytes:
+        before = state.get("v")
+        state.set("v", value.decode() if before is None else before)
+        return value
+
+    if variant == "quix-bare":
+        sdf = sdf.update(lambda _value: None)
+    else:
+        sdf = sdf.apply(keep, stateful=True)
+    if variant == "quix-state-produce":
+        sdf.to_topic(app.topic(prefix + "order-paid", value_serializer="bytes"))
+    app.run()
 
 
 def serve(variant: str, bootstrap: str, prefix: str, guarantee: str, data_dir: str) -> None:
@@ -147,14 +197,17 @@ def run_once(
 ) -> tuple[float, float]:
     """Return notifications per second for one variant on freshly filled topics, and the share
     of one core its worker used meanwhile."""
-    config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, commit=1.0)
+    engine = "quix" if variant in QUIX_VARIANTS else "faust"
+    config, prefix = write_stream_config(
+        folder, bootstrap, guarantee=guarantee, commit=1.0, engine=engine
+    )
     fill(bootstrap, prefix, [f"c-{i}" for i in range(orders)], copies=2)
     ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
-    if variant == "paynotify":
+    if variant.startswith("paynotify"):
         worker = Service("stream", config)
         worker.start()
         try:
-            started = wait_ready(worker)
+            started = wait_ready(worker, engine)
             assert worker.process is not None
             pid, used = worker.process.pid, cpu_seconds(worker.process.pid)
             finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
@@ -169,7 +222,8 @@ def run_once(
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
-            started = wait_text(process, log, "Worker ready", 120)
+            ready = READY_QUIX if engine == "quix" else READY_FAUST
+            started = wait_text(process, log, ready, 120)
             used = cpu_seconds(process.pid)
             finished = wait_consumed(bootstrap, f"{prefix}ceiling-{variant}", ends)
             used = cpu_seconds(process.pid) - used
@@ -185,13 +239,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--guarantee", default="exactly_once")
     parser.add_argument("--variant", action="append", choices=VARIANTS, default=[])
-    parser.add_argument("--serve", choices=VARIANTS[:-1], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=SERVED, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.bootstrap, args.prefix, args.guarantee, args.data_dir)
+        run = serve_quix if args.serve in QUIX_VARIANTS else serve
+        run(args.serve, args.bootstrap, args.prefix, args.guarantee, args.data_dir)
         return 0
     folder = Path(tempfile.mkdtemp(prefix="paynotify-ceiling-"))
     broker = LocalBroker(folder / "kafka", port=free_port())

@@ -5,7 +5,7 @@ N orders with every payment twice (first half, then wait until N/8 are paid, the
 sends SIGKILL to the worker one second later, restarts it, and counts ``order-paid`` with a
 read_committed consumer: orders paid, orders with several events, tracebacks in the logs.
 
-    .venv/bin/python bench/stream_eos_probe.py /tmp/probe/run exactly_once 4000
+    .venv/bin/python bench/stream_eos_probe.py /tmp/probe/run exactly_once 4000 [quix|faust]
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from tests.support.stream_load import (
 )
 
 
-def main(folder: Path, guarantee: str, n: int) -> None:
+def main(folder: Path, guarantee: str, n: int, engine: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     broker = LocalBroker(folder / "kafka", port=free_port())
     print("broker", broker.start(), flush=True)
     bootstrap = broker.bootstrap_servers
     try:
-        config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee)
+        config, prefix = write_stream_config(folder, bootstrap, guarantee=guarantee, engine=engine)
         worker = Service("stream", config)
         worker.start()
         time.sleep(15)
@@ -61,4 +61,4 @@ def main(folder: Path, guarantee: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+    main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), (sys.argv[4:] or ["quix"])[0])

@@ -30,6 +30,8 @@ AREAS = (
     ("gateway/records", "record decoding (ours)"),
     ("aiokafka", "aiokafka"),
     ("faust", "faust"),
+    ("quixstreams", "quixstreams"),
+    ("confluent_kafka", "confluent-kafka"),
     ("mode", "mode (faust's service library)"),
     ("rocksdict", "RocksDB"),
     ("json", "json"),
@@ -52,25 +54,26 @@ def main() -> int:
     parser.add_argument("--guarantee", default="at_least_once")
     parser.add_argument("--blocking", action="store_true", help="pause the worker per sample")
     parser.add_argument("--keep", help="copy the raw py-spy output here")
+    parser.add_argument("--engine", choices=("quix", "faust"), default="quix")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="paynotify-profile-"))
     broker = LocalBroker(folder / "kafka", port=free_port())
     broker.start()
     try:
         config, prefix = write_stream_config(
-            folder, broker.bootstrap_servers, guarantee=args.guarantee
+            folder, broker.bootstrap_servers, guarantee=args.guarantee, engine=args.engine
         )
         fill(broker.bootstrap_servers, prefix, [f"p-{i}" for i in range(args.orders)], copies=2)
         worker = Service("stream", config)
         worker.start()
-        wait_ready(worker)
+        wait_ready(worker, args.engine)
         assert worker.process is not None
         out = folder / "profile.txt"
         spy = Path(sys.executable).parent / "py-spy"
         mode = [] if args.blocking else ["--nonblocking"]
         subprocess.run(
             [str(spy), "record", "--pid", str(worker.process.pid), "--duration", str(args.seconds),
-             "--format", "raw", "--output", str(out), *mode],
+             "--format", "raw", "--output", str(out), "--subprocesses", *mode],
             check=True, capture_output=True,
         )  # fmt: skip
         worker.stop()

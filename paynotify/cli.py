@@ -34,7 +34,7 @@ from paynotify.topics import TopicError, ensure_topics
 from sinks.schema import SchemaError, create_db_engine, upgrade
 from sinks.settings import SinkConfigError, load_sink_settings
 from stream.records import ALL_TOPICS, ORDERS_TOPIC, ExpectedOrder
-from stream.settings import StreamConfigError, load_stream_settings
+from stream.settings import StreamConfigError, StreamSettings, load_stream_settings
 
 DEMO_DIR = Path("var/demo")
 EXPECTED = (
@@ -137,6 +137,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if args.config:
             command += ["--config", args.config]
         return supervise([*command, "stream", "--worker"], "stream")
+    path = config_path(args.config)
+    _topics(load_settings(path))
+    settings = load_stream_settings(path)
+    if settings.engine == "quix":
+        from stream.engines.quix import run
+
+        return run(settings)
+    return run_faust(settings)
+
+
+def run_faust(settings: StreamSettings) -> int:
     import faust
 
     from stream.engines.faust import (
@@ -146,9 +157,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
         prepare_data_dir,
     )
 
-    path = config_path(args.config)
-    _topics(load_settings(path))
-    settings = load_stream_settings(path)
     prepare_data_dir(settings)
     ensure_changelogs(settings)
     worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)

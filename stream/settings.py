@@ -12,8 +12,15 @@ class StreamConfigError(ValueError):
     """The configuration file's ``[kafka]`` or ``[stream]`` section is invalid."""
 
 
+ENGINES = ("quix", "faust")  # stream/engines/quix.py (default), stream/engines/faust.py
+DEFAULT_ENGINE = ENGINES[0]
+DEFAULT_COMMIT_INTERVAL_S = 0.1
+
+
 @dataclass(frozen=True)
 class StreamSettings:
+    """What a stream worker needs to know: where Kafka is, which engine runs, and its horizons."""
+
     bootstrap_servers: str
     partitions: int
     topic_prefix: str
@@ -26,6 +33,7 @@ class StreamSettings:
     retention_s: float = 30 * 86400.0
     tick_interval_s: float = 10.0
     session_timeout_s: float = 60.0
+    engine: str = DEFAULT_ENGINE
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
@@ -36,7 +44,8 @@ def load_stream_settings(path: Path) -> StreamSettings:
     """Build the stream settings from a configuration file.
 
     Raises:
-        StreamConfigError: a value has the wrong type or an unknown guarantee is asked for.
+        StreamConfigError: a value has the wrong type, or an unknown engine or guarantee is asked
+            for.
     """
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -50,6 +59,11 @@ def load_stream_settings(path: Path) -> StreamSettings:
         raise StreamConfigError(
             "[stream] processing_guarantee must be at_least_once or exactly_once"
         )
+    engine = stream.get("engine", DEFAULT_ENGINE)
+    if engine not in ENGINES:
+        raise StreamConfigError(
+            f"[stream] engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}"
+        )
     partitions = kafka.get("partitions", 8)
     if not isinstance(partitions, int) or partitions < 1:
         raise StreamConfigError("[kafka] partitions must be a positive integer")
@@ -60,10 +74,11 @@ def load_stream_settings(path: Path) -> StreamSettings:
         app_id=str(stream.get("app_id", f"{prefix}paynotify-stream")),
         data_dir=path.parent / str(stream.get("data_dir", "var/stream")),
         processing_guarantee=guarantee,
-        commit_interval_s=float(stream.get("commit_interval_seconds", 0.2)),
+        commit_interval_s=float(stream.get("commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_S)),
         standby_replicas=int(stream.get("standby_replicas", 1)),
         pending_timeout_s=float(stream.get("pending_timeout_seconds", 3600.0)),
         retention_s=float(stream.get("retention_days", 30)) * 86400.0,
         tick_interval_s=float(stream.get("tick_interval_seconds", 10.0)),
         session_timeout_s=float(stream.get("session_timeout_seconds", 60.0)),
+        engine=engine,
     )

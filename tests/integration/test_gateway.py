@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition, murmur2
+from confluent_kafka import Consumer, TopicPartition
 
 from gateway.app import create_app
 from gateway.records import NOTIFICATIONS_TOPIC, Notification
@@ -17,6 +17,7 @@ from gateway.settings import METRICS_DIR_ENV
 from paynotify.broker import free_port
 from paynotify.topics import ensure_topics
 from tests.support import gateway_requests as reqs
+from tests.support.partitions import java_partition
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ async def test_gateway_genuine_notification_of_every_provider_lands_on_its_key_p
     assert sorted(note.provider for _k, _p, note in seen) == sorted(reqs.PROVIDERS)
     for key, partition, note in seen:
         assert key == f"it-{note.provider}".encode() == note.out_trade_no.encode()
-        assert partition == murmur2(key, 8)
+        assert partition == java_partition(key, 8)
         assert note.raw_body() == reqs.genuine(note.provider, note.out_trade_no)[0]
 
 

@@ -4,13 +4,14 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition, murmur2
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from gateway.errors import PublishError
 from gateway.publisher import KafkaPublisher
 from paynotify.broker import free_port
 from paynotify.topics import TopicError, ensure_topics
+from tests.support.partitions import java_partition
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ async def test_kafka_publisher_returns_after_ack_on_the_java_partition(
         if message is not None and not message.error():
             seen[message.key()] = message.partition()
     consumer.close()
-    assert seen == {key: murmur2(key, 8) for key in keys}
+    assert seen == {key: java_partition(key, 8) for key in keys}
 
 
 async def test_kafka_publisher_unreachable_broker_raises_publish_error() -> None:

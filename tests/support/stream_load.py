@@ -35,8 +35,12 @@ processing_guarantee = "{guarantee}"
 commit_interval_seconds = {commit}
 standby_replicas = {standbys}
 session_timeout_seconds = 10
-tick_interval_seconds = 2
+tick_interval_seconds = {tick}
+pending_timeout_seconds = {pending}
 """
+
+
+READY = {"quix": "stream worker ready", "faust": "Worker ready"}  # each engine's log line
 
 
 def write_stream_config(
@@ -51,8 +55,10 @@ def write_stream_config(
     standbys: int = 1,
     engine: str = "quix",
     database: str = "sqlite:///unused.db",
+    tick: float = 2.0,
+    pending: float = 3600.0,
 ) -> tuple[Path, str]:
-    """Write a stream-only config with a fresh topic prefix and create its topics."""
+    """Write a stream-only config for ``engine`` with a fresh topic prefix; create its topics."""
     prefix = prefix or f"s{uuid.uuid4().hex[:10]}-"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"stream-{data_dir}.toml"
@@ -67,6 +73,8 @@ def write_stream_config(
             standbys=standbys,
             engine=engine,
             database=database,
+            tick=tick,
+            pending=pending,
         )
     )
     ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions)

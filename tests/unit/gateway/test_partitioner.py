@@ -1,12 +1,9 @@
-"""The gateway's librdkafka partitioner must place keys where faust (aiokafka) places them."""
+"""The gateway's librdkafka partitioner must place keys where faust (aiokafka) and Quix Streams
+place them: ``murmur2_random``. Its actual placement is checked against the Java partitioner on
+the real broker (tests/integration/test_kafka.py, test_gateway.py): confluent-kafka 2.12 has no
+public ``murmur2`` to compare with here."""
 
 from __future__ import annotations
-
-import random
-
-import pytest
-from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import murmur2
 
 from gateway.publisher import producer_config
 
@@ -16,14 +13,3 @@ def test_producer_config_uses_java_compatible_partitioner_and_durability() -> No
     assert config["partitioner"] == "murmur2_random"
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")
     assert config["message.timeout.ms"] == 4000
-
-
-@pytest.mark.parametrize("partitions", [1, 3, 8, 12, 32])
-def test_murmur2_matches_aiokafka_default_partitioner(partitions: int) -> None:
-    rng = random.Random(partitions)
-    keys = [f"order-{rng.getrandbits(64):x}".encode() for _ in range(2000)]
-    keys += ["订单-42".encode(), b"x", b"20261126-000001"]
-    java = DefaultPartitioner()
-    available = list(range(partitions))
-    for key in keys:
-        assert murmur2(key, partitions) == java(key, available, available), key

@@ -1,0 +1,278 @@
+"""The Quix Streams engine: one ``Application`` over ``orders``, ``payment-notifications`` and the
+internal ticks topic, merged with ``concat`` (co-partitioned by ``out_trade_no``) so that one
+RocksDB store, keyed by the message key, holds each order's state; public API only.
+
+Per record, one stateful step (:class:`OrderStep`) decodes, applies (``stream/processing.py``),
+stores, and returns the records to produce; ``expand=True`` turns them into one row each and a
+single ``to_topic`` with a topic selector sends every row to its own topic, inside the
+exactly-once transaction that also carries the state's changelog and the input offsets.
+
+Timers: Quix state cannot be iterated, so whenever an order's due time changes the step also
+produces a record to the compacted ``{app_id}-order-due`` topic (same transaction);
+:class:`stream.engines.clock.TickClock` reads it and produces one tick per due order, keyed by
+the order, to ``stream-ticks``.
+
+Fencing: the transactional id is stable per worker (host and data folder, see
+:func:`transactional_id`), so a restarted worker fences its killed predecessor at once; a short
+``transaction.timeout.ms`` bounds how long an abandoned transaction holds ``read_committed``
+readers when no successor with that id starts (docs/engine-quix.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import socket
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from quixstreams import Application, State, message_context
+from quixstreams.models import Topic
+from quixstreams.models.serializers import SerializationContext, Serializer
+
+from gateway.records import RecordError
+from stream.engines.clock import TickClock
+from stream.processing import INPUT_TOPICS, OUTPUT_TOPIC_OF, OrderProcessor, OutputRecord
+from stream.settings import StreamSettings
+from stream.transitions import Input, Tick
+
+log = logging.getLogger("paynotify.stream")
+
+STATE_KEY = "order"  # per message key: [stored order state, due time or None]
+DUE_SUFFIX = "-order-due"
+READY_TEXT = "stream worker ready"
+TRANSACTION_TIMEOUT_MS = 10_000  # an abandoned transaction holds readers at most this long
+# How soon "ready" is noticed after an assignment. Quix decodes every statistics document too
+# (py-spy: 3% of the worker's time at 100 ms), so not more often than twice a second.
+STATS_INTERVAL_MS = 500
+
+
+def due_topic(settings: StreamSettings) -> str:
+    """Return the full name of the compacted topic of orders' due times."""
+    return settings.app_id + DUE_SUFFIX
+
+
+def due_record(topic: str, key: bytes, at: datetime | None) -> OutputRecord:
+    """Return the record telling the clock when ``key`` is next due (empty value: never)."""
+    value = b"" if at is None else iso(at).encode()
+    return OutputRecord(topic, key, value)
+
+
+def iso(at: datetime) -> str:
+    """Return ``at`` as ISO-8601 UTC text with microseconds (ordered like the times)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class OrderStep:
+    """The stateful step: one input record in, the records to produce out."""
+
+    def __init__(self, settings: StreamSettings) -> None:
+        self.processor = OrderProcessor(settings.pending_timeout_s, settings.retention_s)
+        self.routes = {settings.topic(name): name for name in INPUT_TOPICS}
+        self.due_topic = due_topic(settings)
+
+    def __call__(
+        self, value: bytes, key: bytes | None, timestamp: int, headers: Any, state: State[str, Any]
+    ) -> list[OutputRecord]:
+        """Decode, apply and store the current record; return what it emits."""
+        ctx = message_context()
+        return self.step(ctx.topic, ctx.partition, ctx.offset, key, value, state)
+
+    def step(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        state: State[str, Any],
+    ) -> list[OutputRecord]:
+        """Decode, apply and store one record of the full ``topic`` name; return what it emits."""
+        decoded = self.processor.decode(self.routes[topic], key, value)
+        if isinstance(decoded, RecordError):
+            log.error("undecodable record", extra={"topic": topic, "error": str(decoded)})
+            return [self.processor.undecodable(topic, partition, offset, key, decoded)]
+        if key is None:  # only a tick gets here keyless: the faust engine's per-partition clock
+            return []
+        return self.apply(key, decoded, state)
+
+    def apply(self, key: bytes, item: Input, state: State[str, Any]) -> list[OutputRecord]:
+        """Apply one input to the order ``key``'s stored state; return what to produce."""
+        stored: list[Any] | None = state.get(STATE_KEY)
+        if stored is None and isinstance(item, Tick):  # a late tick of a forgotten order
+            return []
+        done = self.processor.process(stored[0] if stored else None, item)
+        outputs = list(done.outputs)
+        if done.state is None:
+            if stored is not None:
+                state.delete(STATE_KEY)
+                outputs.append(due_record(self.due_topic, key, None))
+            return outputs
+        if not done.changed:  # an exact copy: no write, no changelog record
+            return outputs
+        due = iso(done.due_at) if done.due_at is not None else None
+        state.set(STATE_KEY, [done.state, due])
+        if (stored[1] if stored else None) != due:  # a new order never due: nothing to say
+            outputs.append(due_record(self.due_topic, key, done.due_at))
+        return outputs
+
+
+class RecordSerializer(Serializer):
+    """Serialize an :class:`OutputRecord` row to its value (an empty value: a tombstone)."""
+
+    # Quix types a value serializer's result as str | bytes; None (a tombstone) goes through to
+    # librdkafka unchanged, which is what a compacted topic needs to forget a key.
+    def __call__(self, value: OutputRecord, ctx: SerializationContext) -> bytes | None:  # type: ignore[override]
+        """Return the record's value bytes, or None for a tombstone."""
+        return value.value or None
+
+
+class ReadyLog:
+    """Log :data:`READY_TEXT` when the consumer group settles with partitions assigned.
+
+    Fed by librdkafka's statistics (``stats_cb``, a public consumer option): its ``cgrp`` part
+    says when the group is steady and how many partitions this member holds.
+    """
+
+    def __init__(self) -> None:
+        self.rebalances: int | None = None
+
+    def __call__(self, stats: str) -> None:
+        """Read one statistics document; log once per settled assignment."""
+        group = consumer_group_stats(stats)
+        settled = group.get("join_state") == "steady" and group.get("assignment_size", 0) > 0
+        if settled and group.get("rebalance_cnt") != self.rebalances:
+            self.rebalances = group.get("rebalance_cnt")
+            log.info("%s: %d partitions assigned", READY_TEXT, group["assignment_size"])
+
+
+def consumer_group_stats(stats: str) -> dict[str, Any]:
+    """Return the ``cgrp`` object of a statistics document (empty if it has none).
+
+    Only that object is decoded: the document lists every partition, twice a second.
+    """
+    start = stats.find('"cgrp":')
+    if start < 0:
+        return {}
+    group, _end = json.JSONDecoder().raw_decode(stats, stats.index("{", start))
+    return group if isinstance(group, dict) else {}
+
+
+def transactional_id(settings: StreamSettings) -> str:
+    """Return this worker's stable transactional id: the app id, the host, the data folder.
+
+    Two live workers never share a data folder on one host (its RocksDB files are locked), so
+    they never share an id; a worker restarted on the same folder reuses it and so fences the
+    transaction its killed predecessor left open.
+    """
+    where = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+    return f"{settings.app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+
+
+def create_app(settings: StreamSettings) -> Application:
+    """Build the Application and its one dataframe: merged inputs, the step, the outputs."""
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    app = Application(
+        broker_address=settings.bootstrap_servers,
+        consumer_group=settings.app_id,
+        auto_offset_reset="earliest",
+        commit_interval=settings.commit_interval_s,
+        processing_guarantee="exactly-once" if exactly_once else "at-least-once",
+        state_dir=settings.data_dir,
+        loglevel=None,  # our logging setup (paynotify/logs.py) formats quixstreams' lines too
+        producer_extra_config=producer_config(settings, exactly_once),
+        consumer_extra_config=consumer_config(settings),
+    )
+    merged = None
+    for name in INPUT_TOPICS:
+        frame = app.dataframe(input_topic(app, settings.topic(name)))
+        merged = frame if merged is None else merged.concat(frame)
+    assert merged is not None
+    outputs = output_topics(app, settings)
+    rows = merged.apply(OrderStep(settings), stateful=True, expand=True, metadata=True)
+    rows.to_topic(lambda value, _key, _ts, _headers: outputs[value.topic], key=record_key)
+    return app
+
+
+def record_key(record: OutputRecord) -> bytes:
+    """Return the key an output record is produced with (its ``out_trade_no``)."""
+    return record.key
+
+
+def input_topic(app: Application, name: str) -> Topic:
+    """Declare an input topic whose keys and values stay raw bytes."""
+    return app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+
+
+def output_topics(app: Application, settings: StreamSettings) -> dict[str, Topic]:
+    """Declare every topic a step may produce to, by the logical name its records carry."""
+    serializer = RecordSerializer()
+    names = {name: settings.topic(name) for name in OUTPUT_TOPIC_OF.values()}
+    names[due_topic(settings)] = due_topic(settings)
+    return {
+        logical: app.topic(full, key_serializer="bytes", value_serializer=serializer)
+        for logical, full in names.items()
+    }
+
+
+def producer_config(settings: StreamSettings, exactly_once: bool) -> dict[str, Any]:
+    """Return the producer options: murmur2 like every other writer, fencing under EOS."""
+    config: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": 5}
+    if exactly_once:
+        config["transactional.id"] = transactional_id(settings)
+        config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+    return config
+
+
+def consumer_config(settings: StreamSettings) -> dict[str, Any]:
+    """Return the consumer options: the session timeout and the statistics for :class:`ReadyLog`."""
+    return {
+        "session.timeout.ms": int(settings.session_timeout_s * 1000),
+        "statistics.interval.ms": STATS_INTERVAL_MS,
+        "stats_cb": ReadyLog(),
+    }
+
+
+def ensure_due_topic(settings: StreamSettings, timeout: float = 30.0) -> None:
+    """Create the compacted due-times topic (the inputs' partition count) if it is missing.
+
+    Raises:
+        KafkaException: the broker refused to create it.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    topic = NewTopic(
+        due_topic(settings),
+        num_partitions=settings.partitions,
+        replication_factor=1,
+        config={"cleanup.policy": "compact"},
+    )
+    for future in admin.create_topics([topic], request_timeout=timeout).values():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def run(settings: StreamSettings) -> int:
+    """Run the worker until SIGTERM/SIGINT; return its exit code.
+
+    Raises:
+        KafkaException: the due-times topic cannot be created.
+    """
+    ensure_due_topic(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    stop = threading.Event()
+    clock = TickClock(settings, due_topic(settings), stop)
+    clock.start()
+    try:
+        app.run()
+    finally:
+        stop.set()
+        clock.join(10)
+    return 0

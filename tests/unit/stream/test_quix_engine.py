@@ -1,0 +1,169 @@
+"""The Quix Streams adapter's own parts, without a broker: the stateful step over a dict-backed
+state, the serializer, the ready line, the transactional id and the clock's due times."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.records import NOTIFICATIONS_TOPIC
+from stream.engines.clock import DueTimes
+from stream.engines.quix import (
+    READY_TEXT,
+    STATE_KEY,
+    OrderStep,
+    ReadyLog,
+    RecordSerializer,
+    due_topic,
+    transactional_id,
+)
+from stream.processing import OutputRecord
+from stream.records import ANOMALIES_TOPIC, ORDER_PAID_TOPIC, ORDERS_TOPIC, TICKS_TOPIC
+from stream.settings import StreamSettings
+from tests.unit.stream.cases import ORDER, note
+
+SETTINGS = StreamSettings(
+    "127.0.0.1:1", 8, "t-", "t-paynotify-stream", Path("d"), "exactly_once", 0.1
+)
+DUE = due_topic(SETTINGS)
+
+
+class DictState:
+    """Stands in for Quix's per-key state: get/set/delete on a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return json.loads(json.dumps(self.values[key])) if key in self.values else default
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def feed(step: OrderStep, state: DictState, kind: str, value: bytes) -> list[OutputRecord]:
+    return step.step(SETTINGS.topic(kind), 3, 17, b"o-1", value, state)  # type: ignore[arg-type]
+
+
+def test_quix_step_payment_then_order_emits_one_paid_and_due_times() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    first = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    assert [r.topic for r in first] == [DUE]  # waiting for its order: due after the timeout
+    second = feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
+    assert [r.topic for r in second] == [ORDER_PAID_TOPIC, DUE]  # paid: never due again
+    assert second[1].value == b""
+    assert state.values[STATE_KEY][0]["status"] == "paid"
+    assert all(r.key == b"o-1" for r in first + second)
+
+
+def test_quix_step_order_then_payment_produce_no_due_times() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    assert feed(step, state, ORDERS_TOPIC, ORDER.to_bytes()) == []  # never due: no record
+    paid = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    assert [r.topic for r in paid] == [ORDER_PAID_TOPIC]
+
+
+def test_quix_step_duplicate_emits_and_stores_nothing() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
+    feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    stored = state.values[STATE_KEY]
+    assert feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes()) == []
+    assert state.values[STATE_KEY] is stored
+
+
+def test_quix_step_undecodable_record_becomes_an_anomaly_with_its_place() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    [anomaly] = feed(step, state, NOTIFICATIONS_TOPIC, b"not json")
+    detail = json.loads(anomaly.value)
+    assert anomaly.topic == ANOMALIES_TOPIC and detail["reason"] == "undecodable_record"
+    assert "t-payment-notifications/3/17" in detail["detail"] and state.values == {}
+
+
+def test_quix_step_tick_reports_a_payment_whose_order_never_came() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    due_before = state.values[STATE_KEY][1]
+    tick = json.dumps({"now": "2026-11-27T00:00:00+00:00"}).encode()  # within retention
+    outputs = feed(step, state, TICKS_TOPIC, tick)
+    assert [r.topic for r in outputs] == [ANOMALIES_TOPIC, DUE]
+    assert json.loads(outputs[0].value)["reason"] == "order_missing"
+    assert state.values[STATE_KEY][1] != due_before
+    assert feed(step, state, TICKS_TOPIC, tick) == []  # reported once
+
+
+def test_quix_step_tick_after_retention_forgets_the_order_with_a_tombstone() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    feed(step, state, TICKS_TOPIC, json.dumps({"now": "2026-11-27T00:00:00+00:00"}).encode())
+    tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
+    assert feed(step, state, TICKS_TOPIC, tick) == [OutputRecord(DUE, b"o-1", b"")]
+    assert state.values == {}
+
+
+def test_quix_step_tick_without_state_does_nothing() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
+    assert feed(step, state, TICKS_TOPIC, tick) == [] and state.values == {}
+
+
+def test_quix_step_keyless_tick_of_the_faust_engine_is_ignored() -> None:
+    step, state = OrderStep(SETTINGS), DictState()
+    tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
+    topic = SETTINGS.topic(TICKS_TOPIC)
+    assert step.step(topic, 0, 1, None, tick, state) == [] and state.values == {}  # type: ignore[arg-type]
+
+
+def test_quix_serializer_turns_an_empty_value_into_a_tombstone() -> None:
+    serializer = RecordSerializer()
+    assert serializer(OutputRecord(DUE, b"k", b"x"), None) == b"x"  # type: ignore[arg-type]
+    assert serializer(OutputRecord(DUE, b"k", b""), None) is None  # type: ignore[arg-type]
+
+
+def stats(join_state: str, assigned: int, rebalances: int) -> str:
+    group = {"join_state": join_state, "assignment_size": assigned, "rebalance_cnt": rebalances}
+    return json.dumps({"cgrp": group})
+
+
+def test_quix_ready_log_says_ready_once_per_settled_assignment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ready = ReadyLog()
+    with caplog.at_level(logging.INFO, logger="paynotify.stream"):
+        for document in (stats("wait-join", 0, 0), stats("steady", 24, 1), stats("steady", 24, 1)):
+            ready(document)
+        ready(stats("steady", 12, 2))
+    lines = [r.getMessage() for r in caplog.records if READY_TEXT in r.getMessage()]
+    assert lines == [
+        f"{READY_TEXT}: 24 partitions assigned",
+        f"{READY_TEXT}: 12 partitions assigned",
+    ]
+
+
+def test_quix_transactional_id_is_stable_per_data_folder() -> None:
+    other = replace(SETTINGS, data_dir=Path("elsewhere"))
+    assert transactional_id(SETTINGS) == transactional_id(replace(SETTINGS))
+    assert transactional_id(SETTINGS) != transactional_id(other)
+    assert transactional_id(SETTINGS).startswith("t-paynotify-stream-")
+
+
+def test_clock_due_times_pop_due_keys_once_then_retry_unless_moved() -> None:
+    times = DueTimes()
+    times.update("a", "2026-01-01T00:00:00.000000+00:00")
+    times.update("b", "2026-01-03T00:00:00.000000+00:00")
+    times.update("c", "2026-01-01T00:00:00.000000+00:00")
+    times.update("c", None)  # forgotten
+    now, retry = "2026-01-02T00:00:00.000000+00:00", "2026-01-02T00:01:00.000000+00:00"
+    assert times.pop_due(now, retry) == ["a"]
+    assert times.pop_due(now, retry) == []
+    times.update("a", "2026-01-04T00:00:00.000000+00:00")  # the tick moved it
+    assert times.pop_due("2026-01-02T00:05:00.000000+00:00", retry) == []
+    assert times.pop_due("2026-01-05T00:00:00.000000+00:00", retry) == ["b", "a"]
