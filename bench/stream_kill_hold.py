@@ -19,6 +19,7 @@ the kill; the figure is the largest over partitions (under steady load the norma
 one commit interval).
 
     .venv/bin/python bench/stream_kill_hold.py --scenario restart --scenario takeover --runs 3
+    .venv/bin/python bench/stream_kill_hold.py --engine faust --scenario restart --runs 3
 """
 
 from __future__ import annotations
@@ -105,13 +106,15 @@ def longest_gap(times: list[float], killed: float, until: float) -> float:
     return max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
 
 
-def run_once(folder: Path, bootstrap: str, scenario: str, rate: int) -> float:
+def run_once(folder: Path, bootstrap: str, scenario: str, rate: int, engine: str) -> float:
     """Return the longest time, over partitions, a read_committed reader saw nothing new."""
-    config, prefix = write_stream_config(folder / "a", bootstrap, guarantee="exactly_once")
+    config, prefix = write_stream_config(
+        folder / "a", bootstrap, guarantee="exactly_once", engine=engine
+    )
     workers = [Service("stream", config)]
     if scenario == "takeover":
         other, _ = write_stream_config(
-            folder / "b", bootstrap, guarantee="exactly_once", prefix=prefix
+            folder / "b", bootstrap, guarantee="exactly_once", prefix=prefix, engine=engine
         )
         workers.append(Service("stream", other))
     stop, arrivals = threading.Event(), Arrivals(bootstrap, prefix + "order-paid")
@@ -120,7 +123,7 @@ def run_once(folder: Path, bootstrap: str, scenario: str, rate: int) -> float:
     try:
         for worker in workers:
             worker.start()
-            wait_ready(worker, "quix")
+            wait_ready(worker, engine)
         feeder.start()
         time.sleep(8)  # steady state, both workers holding partitions
         assert workers[0].process is not None
@@ -146,6 +149,7 @@ def main() -> int:
     parser.add_argument("--scenario", action="append", choices=("restart", "takeover"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--engine", default="quix", choices=("quix", "faust"))
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="paynotify-hold-"))
     broker = LocalBroker(folder / "kafka", port=free_port())
@@ -155,7 +159,7 @@ def main() -> int:
         for scenario in args.scenario or ["restart", "takeover"]:
             for run in range(args.runs):
                 base = folder / f"{scenario}-{run}"
-                held = run_once(base, broker.bootstrap_servers, scenario, args.rate)
+                held = run_once(base, broker.bootstrap_servers, scenario, args.rate, args.engine)
                 results.setdefault(scenario, []).append(held)
                 print(f"{scenario} run {run}: readers held {held:.1f} s", flush=True)
     finally:

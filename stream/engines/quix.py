@@ -15,7 +15,7 @@ the order, to ``stream-ticks``.
 Fencing: the transactional id is stable per worker (host and data folder, see
 :func:`transactional_id`), so a restarted worker fences its killed predecessor at once; a short
 ``transaction.timeout.ms`` bounds how long an abandoned transaction holds ``read_committed``
-readers when no successor with that id starts (docs/engine-quix.md).
+readers when no successor with that id starts (docs/reliability.md).
 """
 
 from __future__ import annotations

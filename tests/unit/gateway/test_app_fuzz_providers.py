@@ -4,7 +4,7 @@ ASGI app. No answer is a 5xx, and every record published decodes with ``Notifica
 
 ``PAYNOTIFY_FUZZ_EXAMPLES`` sets the examples per test (default 120: a few seconds each);
 ``PAYNOTIFY_FUZZ_REPORT=path`` writes how many requests were tried, by provider, signed or not
-and status, for docs/bad-input-gateway.md.
+and status, for the "Bad input" table of docs/reliability.md.
 """
 
 from __future__ import annotations
