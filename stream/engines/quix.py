@@ -42,6 +42,7 @@ from stream.transitions import Input, Tick
 
 log = logging.getLogger("paynotify.stream")
 
+EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor starts a new worker
 STATE_KEY = "order"  # per message key: [stored order state, due time or None]
 DUE_SUFFIX = "-order-due"
 READY_TEXT = "stream worker ready"
@@ -259,7 +260,12 @@ def ensure_due_topic(settings: StreamSettings, timeout: float = 30.0) -> None:
 
 
 def run(settings: StreamSettings) -> int:
-    """Run the worker until SIGTERM/SIGINT; return its exit code.
+    """Run the worker until SIGTERM/SIGINT; return its exit code (:data:`EXIT_RESTART`: failed).
+
+    Quix Streams stops its application on an error it cannot handle (the broker gone during a
+    checkpoint, a fenced producer): the open transaction is not committed, so nothing of it is
+    visible, and the next worker resumes from the committed offsets and changelog. That is an
+    expected event, told in one log line; ``paynotify stream``'s supervisor restarts the worker.
 
     Raises:
         KafkaException: the due-times topic cannot be created.
@@ -272,6 +278,12 @@ def run(settings: StreamSettings) -> int:
     clock.start()
     try:
         app.run()
+    except Exception as exc:  # any failure: restart from the committed state, see above
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        log.error(
+            "stream worker failed: restarting from the committed state", extra={"error": error}
+        )
+        return EXIT_RESTART
     finally:
         stop.set()
         clock.join(10)

@@ -25,8 +25,13 @@ from tests.support.stream_load import (
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"]),
-    pytest.mark.parametrize("engine", ["quix", "faust"]),
+    # The default engine under both guarantees; faust, kept for those who chose it, under its
+    # default (exactly_once). faust's at_least_once was proven in earlier rounds
+    # (docs/reliability.md, History) and costs CI two minutes more.
+    pytest.mark.parametrize(
+        ("engine", "guarantee"),
+        [("quix", "exactly_once"), ("quix", "at_least_once"), ("faust", "exactly_once")],
+    ),
 ]
 
 
