@@ -42,6 +42,10 @@ from stream.transitions import Input, Tick
 
 log = logging.getLogger("paynotify.stream")
 
+# Quix fetches with ``consume(max_partition_buffer_size, timeout)``, which waits the whole
+# timeout unless 10,000 records come first: at its default (1 s) every record waited about a
+# second at 200/s (bench/paid_latency.py: p50 1.35 s), and no checkpoint ran meanwhile.
+POLL_TIMEOUT_S = 0.02
 EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor starts a new worker
 STATE_KEY = "order"  # per message key: [stored order state, due time or None]
 DUE_SUFFIX = "-order-due"
@@ -187,6 +191,7 @@ def create_app(settings: StreamSettings) -> Application:
         loglevel=None,  # our logging setup (paynotify/logs.py) formats quixstreams' lines too
         producer_extra_config=producer_config(settings, exactly_once),
         consumer_extra_config=consumer_config(settings),
+        consumer_poll_timeout=POLL_TIMEOUT_S,
     )
     merged = None
     for name in INPUT_TOPICS:
