@@ -24,7 +24,6 @@ async def _send_then_stop(port: int, gateway: subprocess.Popen[bytes], count: in
     """Send ``count`` notifications at once, SIGTERM the gateway meanwhile; return the acked."""
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-
         bodies = {i: signer.sign(signer.payment(f"sd-{i}")) for i in range(-1, count)}
 
         async def send(i: int) -> str | None:
