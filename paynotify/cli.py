@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -320,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line."""
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    # ``kill -USR1`` prints every thread's stack to stderr, even with the main thread stuck in C
+    # (not when stderr is no file, e.g. captured by a test runner).
+    with suppress(OSError, ValueError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -20,9 +20,12 @@ readers when no successor with that id starts (docs/reliability.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import signal
 import socket
 import threading
 from datetime import UTC, datetime
@@ -167,6 +170,49 @@ def consumer_group_stats(stats: str) -> dict[str, Any]:
     return group if isinstance(group, dict) else {}
 
 
+class StopOnSignal(threading.Thread):
+    """Stop the application on SIGTERM/SIGINT, asking again until ``app.run()`` has returned.
+
+    Quix Streams' own handler calls ``app.stop()``, but a signal that comes while ``run()`` starts
+    is forgotten: ``run()`` installs its handlers, then enters its loop (up to half a second later
+    here) by marking itself running, which undoes that stop. The worker then ran on until it was
+    killed (the storm test: SIGTERM 1.1 s after start, ``kill -9`` 30 s later). Python writes the
+    number of every signal it handles to its wakeup file descriptor, whichever handler is set:
+    this thread reads them, and once told to stop it calls ``app.stop()`` (meant to be called from
+    another thread) every :attr:`REPEAT_S` until :meth:`finish`.
+    """
+
+    REPEAT_S = 0.1
+    STOPPING = frozenset({signal.SIGTERM, signal.SIGINT})
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(name="paynotify-stop-on-signal", daemon=True)
+        self.app = app
+        self.done = threading.Event()
+        self.read_end, self.write_end = os.pipe()
+        os.set_blocking(self.write_end, False)
+        self.previous_fd = signal.set_wakeup_fd(self.write_end)  # main thread only
+
+    def run(self) -> None:
+        """Wait for a stopping signal, then stop the application until it has returned."""
+        while not self.done.is_set():
+            numbers = os.read(self.read_end, 64)
+            if not numbers or self.STOPPING.intersection(numbers):
+                break
+        while not self.done.is_set():
+            self.app.stop()
+            self.done.wait(self.REPEAT_S)
+
+    def finish(self) -> None:
+        """After ``app.run()``: restore the wakeup descriptor, end the thread, close the pipe."""
+        signal.set_wakeup_fd(self.previous_fd)
+        self.done.set()
+        os.close(self.write_end)  # wakes the read above with end-of-file
+        self.join(5)
+        with contextlib.suppress(OSError):
+            os.close(self.read_end)
+
+
 def transactional_id(settings: StreamSettings) -> str:
     """Return this worker's stable transactional id: the app id, the host, the data folder.
 
@@ -281,6 +327,8 @@ def run(settings: StreamSettings) -> int:
     stop = threading.Event()
     clock = TickClock(settings, due_topic(settings), stop)
     clock.start()
+    stopper = StopOnSignal(app)
+    stopper.start()
     try:
         app.run()
     except Exception as exc:  # any failure: restart from the committed state, see above
@@ -290,6 +338,7 @@ def run(settings: StreamSettings) -> int:
         )
         return EXIT_RESTART
     finally:
+        stopper.finish()
         stop.set()
         clock.join(10)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -83,6 +85,7 @@ class Service:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            dump_stacks(self.process.pid)
             self.process.kill()
             return self.process.wait()
 
@@ -93,6 +96,23 @@ class Service:
 
     def output(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.is_file())
+
+
+def dump_stacks(pid: int) -> None:
+    """Ask a stuck ``paynotify`` process and its children to print their threads' stacks."""
+    for target in (pid, *child_pids(pid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signal.SIGUSR1)
+    time.sleep(1.0)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the direct children of ``pid`` (Linux ``/proc``; none elsewhere)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in children.split()]
 
 
 def wait_http(url: str, timeout: float = 60.0, service: Service | None = None) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from stream.engines.quix import (
     OrderStep,
     ReadyLog,
     RecordSerializer,
+    StopOnSignal,
     due_topic,
     transactional_id,
 )
@@ -167,3 +171,53 @@ def test_clock_due_times_pop_due_keys_once_then_retry_unless_moved() -> None:
     times.update("a", "2026-01-04T00:00:00.000000+00:00")  # the tick moved it
     assert times.pop_due("2026-01-02T00:05:00.000000+00:00", retry) == []
     assert times.pop_due("2026-01-05T00:00:00.000000+00:00", retry) == ["b", "a"]
+
+
+class StoppableApp:
+    """Stands in for the Application: counts ``stop()`` calls."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+def test_quix_stop_on_signal_repeats_stop_until_run_returns() -> None:
+    # Quix Streams' handler is set, but its stop is undone when run() enters its loop: only the
+    # stopper's repeated app.stop() ends the worker.
+    app = StoppableApp()
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        stopper = StopOnSignal(app)  # type: ignore[arg-type]
+        stopper.start()
+        time.sleep(0.2)
+        assert app.stops == 0  # nothing before a signal
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while app.stops < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert app.stops >= 3
+        stopper.finish()
+        assert not stopper.is_alive()
+        after = app.stops
+        time.sleep(3 * StopOnSignal.REPEAT_S)
+        assert app.stops == after
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.set_wakeup_fd(-1) == -1  # the wakeup descriptor was given back
+
+
+def test_quix_stop_on_signal_ignores_other_signals() -> None:
+    app = StoppableApp()
+    previous = signal.signal(signal.SIGUSR2, lambda *_: None)
+    try:
+        stopper = StopOnSignal(app)  # type: ignore[arg-type]
+        stopper.start()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        time.sleep(3 * StopOnSignal.REPEAT_S)
+        assert app.stops == 0
+        stopper.finish()
+        assert not stopper.is_alive()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
