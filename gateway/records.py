@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -63,9 +62,8 @@ class JsonRecord:
             RecordError: not JSON, a missing field, or a value ``check`` refuses.
         """
         obj = decode_json_object(data)
-        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         try:
-            record = cls(**{name: obj[name] for name in names if name in obj})
+            record = cls(**{name: obj[name] for name in field_names(cls) if name in obj})
         except TypeError as exc:
             raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
         try:
@@ -154,6 +152,8 @@ def _check_text(name: str, value: object, limit: int, *, required: bool) -> None
         raise RecordError(f"{name} must be a non-empty string" if required else f"{name}: text")
     if len(value) > limit:
         raise RecordError(f"{name} is longer than {limit} characters")
+    if "\x00" in value:  # PostgreSQL's text cannot hold it
+        raise RecordError(f"{name} holds a NUL character")
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -193,20 +193,33 @@ def _check_base64(value: object) -> None:
         raise RecordError("raw_body_b64 is not base64") from None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """Return a record class's field names (``dataclasses.fields`` walks them on every call)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def encode_raw_body(body: bytes) -> str:
     """Encode a request body for the ``raw_body_b64`` audit field."""
     return base64.b64encode(body).decode("ascii")
 
 
 def decode_json_object(data: bytes) -> dict[str, Any]:
-    """Parse a UTF-8 JSON object.
+    """Parse a UTF-8 JSON object (orjson: four times the standard library's speed).
+
+    orjson is the stricter parser: it also refuses integers beyond 64 bits, NaN and Infinity,
+    escaped lone surrogates and nesting past 1,024 levels, none of which a record may hold.
 
     Raises:
-        RecordError: not UTF-8, not JSON (an integer of more than 4,300 digits and nesting past
-        the recursion limit included), or not an object.
+        RecordError: not UTF-8, not JSON, or not an object.
     """
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = orjson.loads(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordError(f"value is not UTF-8 JSON: {exc.__class__.__name__}") from None
     if not isinstance(obj, dict):

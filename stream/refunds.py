@@ -9,11 +9,9 @@ the refunded total is never counted twice.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from gateway.records import Notification
 from stream import facts
-from stream.state import OrderState, Transition
+from stream.state import OrderState, Transition, evolve
 
 FAILED_STATUSES = frozenset({"REFUND.ABNORMAL", "REFUND.CLOSED", "ABNORMAL", "CLOSED", "failed"})
 
@@ -46,7 +44,7 @@ def apply_refund(state: OrderState, note: Notification) -> Transition:
         )
     event = facts.refunded(state.order, note, refund_id, amount, total)
     status = "refunded" if total >= state.paid_minor else "partially_refunded"
-    new = replace(
+    new = evolve(
         state, status=status, refunds=(*state.refunds, (refund_id, amount)), refunded_minor=total
     )
     return Transition(new, (event,), status)

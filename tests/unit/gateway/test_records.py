@@ -57,6 +57,8 @@ def test_notification_check_genuine_record_round_trips() -> None:
         {"occurred_at": "2026-11-26T10:00:00" + "0" * 40},
         {"refund_id": 7},
         {"raw_body_b64": "not base64!"},
+        {"out_trade_no": "o-\x001"},  # PostgreSQL's text cannot hold NUL
+        {"status": "TRADE\x00SUCCESS"},
     ],
 )
 def test_notification_check_absurd_field_raises_record_error(change: dict[str, Any]) -> None:
@@ -73,6 +75,9 @@ def test_notification_check_absurd_field_raises_record_error(change: dict[str, A
         b"[]",
         json.dumps({**asdict(GOOD), "amount_minor": 2**64}).encode(),
         json.dumps({**asdict(GOOD), "kind": {"a": 1}}).encode(),
+        json.dumps({**asdict(GOOD), "amount_minor": float("nan")}).encode(),  # NaN: not JSON
+        json.dumps({**asdict(GOOD), "out_trade_no": "\ud800"}).encode(),  # an escaped surrogate
+        GOOD.to_bytes().replace(b'"amount_minor":100', b'"amount_minor":1' + b"0" * 30),
     ],
 )
 def test_notification_from_bytes_poison_raises_record_error(value: bytes) -> None:

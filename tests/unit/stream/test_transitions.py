@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from stream.records import Anomaly, OrderClosed, OrderPaid, OrderRefunded, event_id
+from stream.state import evolve
 from stream.transitions import (
     MAX_PENDING,
     MAX_SEEN,
@@ -17,6 +18,7 @@ from stream.transitions import (
 )
 from tests.unit.stream.cases import (
     ORDER,
+    RECEIVED,
     alipay_refund,
     close,
     emitted,
@@ -301,3 +303,12 @@ def test_state_roundtrips_through_its_stored_form(name: str) -> None:
 def test_state_from_before_refunds_still_loads() -> None:
     old = {"order": None, "status": "awaiting_order", "seen": ["n-1"], "pending": []}
     assert state_from_dict(old).seen == (("", "n-1", ""),)
+
+
+@pytest.mark.parametrize("name", sorted(STATES))
+def test_evolve_is_dataclasses_replace(name: str) -> None:
+    state, _ = run(*STATES[name], note("n-7", amount=5))
+    assert state is not None
+    changes = {"status": "paid", "paid_minor": 7, "reported": ("n-7",), "touched_at": RECEIVED}
+    assert evolve(state, **changes) == replace(state, **changes)
+    assert evolve(state) == state
