@@ -18,7 +18,10 @@ Quix Streams (an ``Application`` over the same three topics merged with ``concat
 - ``quix-state``: plus one ``state.get`` and one ``state.set`` per record (RocksDB, changelog);
 - ``quix-state-produce``: plus one produce per record to an output topic (``to_topic``), in the
   exactly-once transaction when the guarantee is ``exactly_once``;
-- ``paynotify-quix``: the real ``paynotify stream`` worker with ``engine = "quix"``.
+- ``paynotify-quix``: the real ``paynotify stream`` worker with ``engine = "quix"``;
+- ``paynotify-quix-2``: two of them in one consumer group, each with its own data folder, timed
+  from the first one's ready line (the rebalance when the second joins is counted); "CPU" is
+  then both workers' together.
 
 Each is timed from its ready line until its consumer group has committed every input offset;
 the rate is notifications (not orders) per second. Medians of ``--runs``.
@@ -55,7 +58,13 @@ from tests.support.stack import Service
 from tests.support.stream_load import fill, write_stream_config
 
 FAUST_VARIANTS = ("noop", "table", "table-send", "paynotify")
-QUIX_VARIANTS = ("quix-bare", "quix-state", "quix-state-produce", "paynotify-quix")
+QUIX_VARIANTS = (
+    "quix-bare",
+    "quix-state",
+    "quix-state-produce",
+    "paynotify-quix",
+    "paynotify-quix-2",
+)
 VARIANTS = FAUST_VARIANTS + QUIX_VARIANTS
 SERVED = tuple(v for v in VARIANTS if not v.startswith("paynotify"))
 READY_FAUST, READY_QUIX = "Worker ready", "stream worker ready"
@@ -204,16 +213,24 @@ def run_once(
     fill(bootstrap, prefix, [f"c-{i}" for i in range(orders)], copies=2)
     ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
     if variant.startswith("paynotify"):
-        worker = Service("stream", config)
-        worker.start()
+        workers = [Service("stream", config)]
+        if variant.endswith("-2"):
+            second, _ = write_stream_config(
+                folder / "second", bootstrap, guarantee=guarantee, commit=1.0, engine=engine,
+                prefix=prefix,
+            )  # fmt: skip
+            workers.append(Service("stream", second))
+        for worker in workers:
+            worker.start()
         try:
-            started = wait_ready(worker, engine)
-            assert worker.process is not None
-            pid, used = worker.process.pid, cpu_seconds(worker.process.pid)
+            started = wait_ready(workers[0], engine)
+            pids = [worker.process.pid for worker in workers if worker.process is not None]
+            used = sum(cpu_seconds(pid) for pid in pids)
             finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
-            used = cpu_seconds(pid) - used
+            used = sum(cpu_seconds(pid) for pid in pids) - used
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
     else:
         log = folder / f"{variant}-{uuid.uuid4().hex[:6]}.log"
         command = [sys.executable, __file__, "--serve", variant, "--bootstrap", bootstrap]
@@ -261,7 +278,8 @@ def main() -> int:
                 results.setdefault(variant, []).append(rate)
                 cpu.setdefault(variant, []).append(share)
                 print(f"{args.guarantee} {variant} run {run}: {rate:,.0f} notifications/s, "
-                      f"worker CPU {share:.0%} of a core", flush=True)  # fmt: skip
+                      f"worker CPU {share:.0%} of a core, {share / rate * 1e6:.0f} us per "
+                      "notification", flush=True)  # fmt: skip
     finally:
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -270,6 +288,9 @@ def main() -> int:
             "median": round(statistics.median(rates)),
             "runs": [round(r) for r in rates],
             "cpu_share_median": round(statistics.median(cpu[variant]), 2),
+            "cpu_us_per_notification_median": round(
+                statistics.median(c / r * 1e6 for c, r in zip(cpu[variant], rates, strict=True))
+            ),
         }
         for variant, rates in results.items()
     }
