@@ -19,9 +19,10 @@ Quix Streams (an ``Application`` over the same three topics merged with ``concat
 - ``quix-state-produce``: plus one produce per record to an output topic (``to_topic``), in the
   exactly-once transaction when the guarantee is ``exactly_once``;
 - ``paynotify-quix``: the real ``paynotify stream`` worker with ``engine = "quix"``;
-- ``paynotify-quix-2``: two of them in one consumer group, each with its own data folder, timed
-  from the first one's ready line (the rebalance when the second joins is counted); "CPU" is
-  then both workers' together.
+- ``paynotify-quix-2``: two of them in one consumer group, each with its own data folder. Both
+  start on empty topics; once the group holds both and each is ready, the topics are filled and
+  the clock runs from the start of the filling (so no rebalance is timed, the filling is);
+  "CPU" is then both workers' together.
 
 Each is timed from its ready line until its consumer group has committed every input offset;
 the rate is notifications (not orders) per second. Medians of ``--runs``.
@@ -53,7 +54,7 @@ from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import LocalBroker, free_port
 from stream.engines.faust import BATCH_BYTES
 from stream.records import ORDERS_TOPIC, TICKS_TOPIC
-from tests.support.kafka_checks import committed, end_offsets
+from tests.support.kafka_checks import committed, end_offsets, wait_group_members
 from tests.support.stack import Service
 from tests.support.stream_load import fill, write_stream_config
 
@@ -210,8 +211,7 @@ def run_once(
     config, prefix = write_stream_config(
         folder, bootstrap, guarantee=guarantee, commit=1.0, engine=engine
     )
-    fill(bootstrap, prefix, [f"c-{i}" for i in range(orders)], copies=2)
-    ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
+    numbers = [f"c-{i}" for i in range(orders)]
     if variant.startswith("paynotify"):
         workers = [Service("stream", config)]
         if variant.endswith("-2"):
@@ -220,10 +220,20 @@ def run_once(
                 prefix=prefix,
             )  # fmt: skip
             workers.append(Service("stream", second))
+        if len(workers) == 1:
+            fill(bootstrap, prefix, numbers, copies=2)
         for worker in workers:
             worker.start()
         try:
-            started = wait_ready(workers[0], engine)
+            if len(workers) == 1:
+                started = wait_ready(workers[0], engine)
+            else:  # both in the group and ready first, so that no rebalance is timed
+                wait_group_members(bootstrap, f"{prefix}paynotify-stream", len(workers))
+                for worker in workers:
+                    wait_ready(worker, engine)
+                started = time.monotonic()
+                fill(bootstrap, prefix, numbers, copies=2)
+            ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
             pids = [worker.process.pid for worker in workers if worker.process is not None]
             used = sum(cpu_seconds(pid) for pid in pids)
             finished = wait_consumed(bootstrap, f"{prefix}paynotify-stream", ends)
@@ -232,6 +242,8 @@ def run_once(
             for worker in workers:
                 worker.stop()
     else:
+        fill(bootstrap, prefix, numbers, copies=2)
+        ends = {prefix + t: end_offsets(bootstrap, prefix + t) for t in INPUTS}
         log = folder / f"{variant}-{uuid.uuid4().hex[:6]}.log"
         command = [sys.executable, __file__, "--serve", variant, "--bootstrap", bootstrap]
         command += ["--prefix", prefix, "--guarantee", guarantee]

@@ -3,14 +3,17 @@
     .venv/bin/pip install py-spy
     .venv/bin/python bench/stream_profile.py --orders 20000 --seconds 15 --guarantee at_least_once
 
-Prints the share of samples per leaf function and per top-level area (faust/mode, aiokafka,
-json/dataclasses, RocksDB, our code).
+Prints the share of samples per leaf function, per top-level area (faust/mode, aiokafka,
+json/dataclasses, RocksDB, our code) and, inclusive (a function counted once per sample whose
+stack holds it), the functions that hold the most samples. ``--raw FILE`` analyses a profile kept
+earlier with ``--keep FILE`` instead of running one.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +50,39 @@ def area(frame: str) -> str:
     return "other"
 
 
+def report(out: Path) -> None:
+    """Print the shares of samples of a py-spy ``raw`` profile: areas, leaves, chains, inclusive."""
+    leaves: collections.Counter[str] = collections.Counter()
+    callers: collections.Counter[tuple[str, ...]] = collections.Counter()
+    areas: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        leaves[frames[-1]] += n
+        callers[tuple(frames[-6:])] += n
+        for function in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:
+            inclusive[function] += n
+        ours = [f for f in frames if "stream/" in f or "gateway/records" in f]
+        areas[area(frames[-1]) if not ours else area(ours[-1]) + " (and below)"] += n
+    print(f"{total} samples")
+    for name, n in areas.most_common(12):
+        print(f"{100 * n / total:5.1f}%  {name}")
+    print("top leaf frames:")
+    for name, n in leaves.most_common(15):
+        print(f"{100 * n / total:5.1f}%  {name}")
+    print("top call chains (last six frames):")
+    for chain, n in callers.most_common(8):
+        print(f"{100 * n / total:5.1f}%  " + "\n        <- ".join(reversed(chain)))
+    print("inclusive (the function or anything it calls):")
+    for name, n in inclusive.most_common(40):
+        if "(" in name and "threading.py" not in name and "runpy" not in name:
+            print(f"{100 * n / total:5.1f}%  {name}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=20000)
@@ -55,7 +91,11 @@ def main() -> int:
     parser.add_argument("--blocking", action="store_true", help="pause the worker per sample")
     parser.add_argument("--keep", help="copy the raw py-spy output here")
     parser.add_argument("--engine", choices=("quix", "faust"), default="quix")
+    parser.add_argument("--raw", help="analyse this kept py-spy output; run nothing")
     args = parser.parse_args()
+    if args.raw:
+        report(Path(args.raw))
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="paynotify-profile-"))
     broker = LocalBroker(folder / "kafka", port=free_port())
     broker.start()
@@ -79,28 +119,7 @@ def main() -> int:
         worker.stop()
         if args.keep:
             shutil.copy(out, args.keep)
-        leaves: collections.Counter[str] = collections.Counter()
-        callers: collections.Counter[tuple[str, ...]] = collections.Counter()
-        areas: collections.Counter[str] = collections.Counter()
-        total = 0
-        for line in out.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            frames = stack.split(";")
-            n = int(count)
-            total += n
-            leaves[frames[-1]] += n
-            callers[tuple(frames[-6:])] += n
-            ours = [f for f in frames if "stream/" in f or "gateway/records" in f]
-            areas[area(frames[-1]) if not ours else area(ours[-1]) + " (and below)"] += n
-        print(f"{total} samples")
-        for name, n in areas.most_common(12):
-            print(f"{100 * n / total:5.1f}%  {name}")
-        print("top leaf frames:")
-        for name, n in leaves.most_common(15):
-            print(f"{100 * n / total:5.1f}%  {name}")
-        print("top call chains (last six frames):")
-        for chain, n in callers.most_common(8):
-            print(f"{100 * n / total:5.1f}%  " + "\n        <- ".join(reversed(chain)))
+        report(out)
     finally:
         broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
