@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -142,7 +144,16 @@ def cmd_stream(args: argparse.Namespace) -> int:
     _topics(load_settings(path))
     settings = load_stream_settings(path)
     if settings.engine == "quix":
-        from stream.engines.quix import run
+        # quixstreams imports confluent-kafka's schema registry, which imports authlib's httpx
+        # client; authlib forces its deprecation warning to show ("always"), a line of noise and
+        # not JSON at every start. Other warnings of the import become log lines.
+        with warnings.catch_warnings(record=True) as caught:
+            from stream.engines.quix import run
+        for warning in caught:
+            if "httpx module is deprecated" not in str(warning.message):
+                logging.getLogger("paynotify.stream").warning(
+                    "warning while loading the engine", extra={"error": str(warning.message)[:300]}
+                )
 
         return run(settings)
     return run_faust(settings)

@@ -24,7 +24,7 @@ from stream.records import (
     TICKS_TOPIC,
 )
 
-HUGE_DIGITS = b"9" * 4400  # past Python's 4,300-digit int-str limit: ValueError inside json
+HUGE_DIGITS = b"9" * 4400  # past 64 bits (orjson refuses it) and past Python's 4,300-digit limit
 
 
 @dataclass(frozen=True)
