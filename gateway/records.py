@@ -109,7 +109,7 @@ class Notification(JsonRecord):
 
     def to_bytes(self) -> bytes:
         """Encode as the topic's UTF-8 JSON value (flat fields: no deep copy as ``asdict``)."""
-        return orjson.dumps({name: getattr(self, name) for name in _NOTIFICATION_FIELDS})
+        return orjson.dumps({name: getattr(self, name) for name in field_names(Notification)})
 
     def key(self) -> bytes:
         """Return the Kafka key: the merchant's order number."""
@@ -142,9 +142,6 @@ class Notification(JsonRecord):
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""
         return base64.b64decode(self.raw_body_b64)
-
-
-_NOTIFICATION_FIELDS = tuple(f.name for f in fields(Notification))
 
 
 def _check_text(name: str, value: object, limit: int, *, required: bool) -> None:
@@ -210,7 +207,7 @@ def encode_raw_body(body: bytes) -> str:
 
 
 def decode_json_object(data: bytes) -> dict[str, Any]:
-    """Parse a UTF-8 JSON object (orjson: four times the standard library's speed).
+    """Parse a UTF-8 JSON object with orjson (faster than the standard library's parser).
 
     orjson is the stricter parser: it also refuses integers beyond 64 bits, NaN and Infinity,
     escaped lone surrogates and nesting past 1,024 levels, none of which a record may hold.

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.records import Notification
+from gateway.records import Notification, field_names
 from stream.records import Anomaly, ExpectedOrder, OrderClosed, OrderPaid, OrderRefunded
 
 MAX_SEEN = 256  # remembered notify ids per account
@@ -65,9 +65,6 @@ class OrderState:
         return self.paid_notify_id is not None
 
 
-_STATE_FIELDS = tuple(f.name for f in fields(OrderState))
-
-
 @dataclass(frozen=True, slots=True)
 class Transition:
     """The outcome of one input: the new state (None: forget the order), what to emit, and why."""
@@ -79,9 +76,10 @@ class Transition:
 
 def evolve(state: OrderState, **changes: Any) -> OrderState:
     """Return a copy of ``state`` with ``changes``: ``dataclasses.replace`` without its per-call
-    walk over the fields' metadata (three times the cost of building the state; 12% of a
-    record's time in the stream worker's profile)."""
-    return OrderState(*[changes[n] if n in changes else getattr(state, n) for n in _STATE_FIELDS])
+    walk over the fields' metadata (``dataclasses.replace`` was 12.6 % of the worker's samples,
+    docs/benchmarks.md)."""
+    names = field_names(OrderState)
+    return OrderState(*[changes[n] if n in changes else getattr(state, n) for n in names])
 
 
 def content_digest(note: Notification) -> str:
