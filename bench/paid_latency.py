@@ -28,11 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
 
 from bench.peers.paynotify_stack import PaynotifyPeer
 from bench.side_by_side_load import AMOUNT_MINOR, FixedRateResult, Probe, _pending, _poll, sign_all
 from bench.stack_ack import label, own_cpu, processes
+from stream.records import ORDER_PAID_TOPIC
 from tests.support import alipay as signer
 from tests.support.keys import write_public_pem
 
@@ -47,6 +50,7 @@ class RunResult:
     probes: FixedRateResult
     seconds: float
     cores: dict[str, float]
+    emitted: dict[str, float]  # order number -> when a read_committed reader saw its order-paid
 
 
 def request_bytes(url: str, body: bytes) -> bytes:
@@ -106,14 +110,50 @@ async def send_at_rate(
         idle.get_nowait()[1].close()
 
 
+def watch_paid(
+    bootstrap: str, emitted: dict[str, float], ready: threading.Event, stop: threading.Event
+) -> None:
+    """Note when a ``read_committed`` reader first sees each order's ``order-paid``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"paid-latency-{time.monotonic_ns()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(ORDER_PAID_TOPIC, timeout=10).topics[ORDER_PAID_TOPIC]
+        consumer.assign(
+            [TopicPartition(ORDER_PAID_TOPIC, p, OFFSET_END) for p in partitions.partitions]
+        )
+        while not consumer.assignment():
+            time.sleep(0.01)
+        consumer.consume(1, 1.0)  # the fetch positions are set once this returns
+        ready.set()
+        while not stop.is_set():
+            for message in consumer.consume(1000, 0.01):
+                key = message.key()
+                if message.error() is None and key is not None:
+                    emitted.setdefault(key.decode(), time.monotonic())
+    finally:
+        ready.set()
+        consumer.close()
+
+
 def measure(peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float) -> RunResult:
     """Send ``bodies`` at ``rate`` and wait (up to 60 s) for every acknowledged one to be paid."""
     requests = {no: request_bytes(peer.url, body) for no, body in bodies.items()}
     result = FixedRateResult(rate, [Probe(no) for no in bodies])
+    emitted: dict[str, float] = {}
+    stop, ready = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=watch_paid, args=(peer.bootstrap, emitted, ready, stop))
+    watcher.start()
+    ready.wait(30)
     names = processes()
     before = {pid: own_cpu(pid) for pid in names}
     mine = resource.getrusage(resource.RUSAGE_SELF)
-    stop = threading.Event()
     poller = threading.Thread(target=_poll, args=(peer.connect, result.probes, stop, POLL_S))
     poller.start()
     started = time.monotonic()
@@ -127,7 +167,8 @@ def measure(peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float) -> RunRe
     finally:
         stop.set()
         poller.join()
-    return RunResult(result, seconds, cores)
+        watcher.join()
+    return RunResult(result, seconds, cores, emitted)
 
 
 def cores_by_name(
@@ -162,8 +203,28 @@ def summary(run: RunResult) -> dict[str, float]:
         "e2e_p99": percentile(e2e, 0.99) if e2e else float("nan"),
         "e2e_max": max(e2e) if e2e else float("nan"),
         "ack_p50": statistics.median(ack) if ack else float("nan"),
+        **stages(run),
         "ack_p99": percentile(ack, 0.99) if ack else float("nan"),
         "achieved_rate": len(run.probes.probes) / run.seconds,
+    }
+
+
+def stages(run: RunResult) -> dict[str, float]:
+    """Split the latency of each paid order at its ``order-paid`` being readable: the stream's
+    part (acknowledgement to readable, read_committed) and the sink's (readable to paid row)."""
+    stream, sink = [], []
+    for p in run.probes.probes:
+        seen = run.emitted.get(p.order)
+        if seen is not None and p.answered is not None and p.applied is not None:
+            stream.append((seen - p.answered) * 1000)
+            sink.append((p.applied - seen) * 1000)
+    if not stream:
+        return {}
+    return {
+        "stream_p50": statistics.median(stream),
+        "stream_p99": percentile(stream, 0.99),
+        "sink_p50": statistics.median(sink),
+        "sink_p99": percentile(sink, 0.99),
     }
 
 
@@ -176,6 +237,12 @@ def print_run(index: int, figures: dict[str, float], cores: dict[str, float]) ->
         f"p99 {figures['e2e_p99']:.0f}, max {figures['e2e_max']:.0f}; "
         f"ack p50 {figures['ack_p50']:.1f} ms, p99 {figures['ack_p99']:.1f}"
     )
+    if "stream_p50" in figures:
+        print(
+            f"  acknowledged -> order-paid readable p50 {figures['stream_p50']:.0f} ms, "
+            f"p99 {figures['stream_p99']:.0f}; readable -> paid row p50 "
+            f"{figures['sink_p50']:.0f} ms, p99 {figures['sink_p99']:.0f}"
+        )
     print(
         "  cores: "
         + ", ".join(f"{n} {c:.2f}" for n, c in sorted(cores.items(), key=lambda x: -x[1]))
@@ -188,20 +255,30 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engine", default="quix", choices=("quix", "faust"))
+    parser.add_argument(
+        "--commit-interval", type=float, help="[stream] commit_interval_seconds (default: 0.1)"
+    )
+    parser.add_argument(
+        "--warmup-runs", type=int, default=1, help="unmeasured runs first (the broker's JIT)"
+    )
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
     folder = Path(tempfile.mkdtemp(prefix="paynotify-paid-latency-"))
     public = write_public_pem(signer.key(0), folder / "alipay_public.pem")
-    numbers = [[f"l{r}-{i}" for i in range(count)] for r in range(args.runs + 1)]
-    print(f"signing {count * (args.runs + 1)} notifications ...", flush=True)
+    warmups = max(1, args.warmup_runs)
+    numbers = [[f"l{r}-{i}" for i in range(count)] for r in range(warmups + args.runs)]
+    print(f"signing {count * len(numbers)} notifications ...", flush=True)
     signed = sign_all(signer.key(0), [no for run in numbers for no in run])
-    with PaynotifyPeer(public, stream_options={"engine": args.engine}) as peer:
+    options: dict[str, str | float | int] = {"engine": args.engine}
+    if args.commit_interval is not None:
+        options["commit_interval_seconds"] = args.commit_interval
+    with PaynotifyPeer(public, stream_options=options) as peer:
         peer.add_orders([(no, AMOUNT_MINOR) for no in signed])
         peer.wait_applied()
-        warm = {no: signed[no] for no in numbers[0]}
-        measure(peer, warm, args.rate)  # the JVM's compiler and every cache warm up first
+        for warm in numbers[:warmups]:  # the JVM's compiler and every cache warm up first
+            measure(peer, {no: signed[no] for no in warm}, args.rate)
         figures = []
-        for index, run in enumerate(numbers[1:], start=1):
+        for index, run in enumerate(numbers[warmups:], start=1):
             result = measure(peer, {no: signed[no] for no in run}, args.rate)
             figures.append(summary(result))
             print_run(index, figures[-1], result.cores)
