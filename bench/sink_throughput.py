@@ -67,6 +67,8 @@ def _paid(out_trade_no: str) -> tuple[bytes, bytes]:
         currency="CNY",
         paid_at="2026-11-26T10:00:01+08:00",
         notify_id=f"n-{out_trade_no}",
+        status="paid",
+        version=1,
     )
     return out_trade_no.encode(), event.to_bytes()
 

@@ -17,9 +17,9 @@ from sqlalchemy import (
     func,
 )
 
-metadata = MetaData()
+from stream.records import ORDER_STATUSES
 
-ORDER_STATUSES = ("created", "paid", "refunded", "partially_refunded", "closed")
+metadata = MetaData()
 
 orders = Table(
     "orders",
@@ -38,8 +38,9 @@ orders = Table(
     Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
     Column("closed_at", String(40)),
     Column("closed_event_id", String(36), unique=True),
+    Column("version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(
-        "status in ('created', 'paid', 'refunded', 'partially_refunded', 'closed')",
+        "status in (" + ", ".join(f"'{status}'" for status in ORDER_STATUSES) + ")",
         name="orders_status_known",
     ),
     CheckConstraint(
@@ -56,6 +57,8 @@ order_events = Table(
     Column("type", String(32), nullable=False),
     Column("payload", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", String(24)),
+    Column("version", BigInteger),
 )
 
 anomalies = Table(
@@ -82,6 +85,7 @@ refunds = Table(
     Column("refunded_at", String(40)),
     Column("state", String(16), nullable=False, server_default="pending"),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("refunded_total_minor", BigInteger),
     UniqueConstraint("out_trade_no", "refund_id", name="refunds_one_per_refund_id"),
     CheckConstraint("amount_minor > 0", name="refunds_amount_positive"),
     CheckConstraint("state in ('pending', 'applied', 'rejected')", name="refunds_state_known"),

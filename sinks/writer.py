@@ -1,22 +1,25 @@
 """Idempotent writes: any number of redeliveries, in any order across topics, give one database.
 
-A batch is written with a few multi-row statements, in the caller's transaction:
+The stream decides every order's status; the sink records what it decided. A batch is written
+with a few multi-row statements, in the caller's transaction:
 
 1. every event (paid, refunded, closed) goes into ``order_events`` once (``ON CONFLICT DO
-   NOTHING ... RETURNING``); only the events that were new there are applied, so an effect is
-   applied once even when the event comes back;
-2. expected orders insert ``created`` rows (and only fill in ``created_at`` of a known order);
-3. a payment updates its order only while ``paid_event_id`` is empty, and moves it to ``paid``
-   only from ``created``;
-4. refunds and closes are settled by :func:`sinks.ledger.settle` once the order's payment or
-   terms are known; until then they wait (``refunds.state = 'pending'``, or an ``order.closed``
-   event the order row does not point to yet).
+   NOTHING ... RETURNING``), with the ``status`` and ``version`` it carries; only the events that
+   were new there are applied, so an effect is applied once even when the event comes back;
+2. expected orders insert ``created`` rows (version 0; of a known order only ``created_at`` is
+   filled in);
+3. a payment fills in its order's payment fields once (``paid_event_id``), creating the row
+   from the event when the expected order has not been read yet; refunds go into ``refunds``
+   once per (order, refund id), and a close fills in ``closed_event_id`` and ``closed_at``;
+4. every touched order then takes the status of its highest-version event, only from a higher
+   version than its own, and the largest refunded total of its refunds: the topics may deliver
+   the events in any order and the row still ends where the stream's state did.
 
 A record that cannot be decoded (not JSON of its topic, a field of the wrong type, an amount
-outside 0..2^63-1, a time that is not an ISO-8601 string, a key other than its ``out_trade_no``)
-becomes an ``undecodable_record`` row, and one whose facts contradict the database (a second
-payment, a refund above the paid amount) an anomaly of its own reason, each with its
-``topic/partition/offset`` in ``source``.
+outside 0..2^63-1, a time that is not an ISO-8601 string, a key other than its ``out_trade_no``,
+an event without its status and version) becomes an ``undecodable_record`` row, and one whose
+facts contradict the database (a second payment event, a second event for one refund id) an
+anomaly of its own reason, each with its ``topic/partition/offset`` in ``source``.
 
 Poison is permanent, an outage is transient. :func:`write_records` raises only when the database
 cannot be written at all (:func:`is_transient`, or it refuses even the anomaly row): the consumer
@@ -44,6 +47,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    or_,
     select,
     update,
 )
@@ -51,7 +55,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from sinks.ledger import Ledger, settle
 from sinks.rows import anomalies, order_events, orders, refunds
 from stream.records import (
     ANOMALIES_TOPIC,
@@ -222,7 +225,7 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
     fresh = [batch.events[i] for i in sorted(new)]
     record_payments(conn, fresh, batch)
     record_refunds(conn, fresh, batch)
-    settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders), batch)
+    settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders))
     result.anomalies += record_anomalies(conn, batch.anomalies)
     return result
 
@@ -329,6 +332,8 @@ def record_events(
             "out_trade_no": event.out_trade_no,
             "type": event.type,
             "payload": raw[eid].decode(),
+            "status": event.status,
+            "version": event.version,
         }
         for eid, (event, _source) in sorted(events.items())
     ]
@@ -342,7 +347,11 @@ def record_events(
 
 
 def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _Batch) -> None:
-    """Mark orders paid by their new ``order.paid`` events, once per order."""
+    """Fill in the payment of orders paid by their new ``order.paid`` events, once per order.
+
+    The row is created from the event when the expected order has not been read yet; its status
+    changes only if the event's version is higher than the row's.
+    """
     chosen: dict[str, tuple[OrderPaid, str]] = {}
     for event, source in new:
         if not isinstance(event, OrderPaid):
@@ -356,21 +365,21 @@ def record_payments(conn: Connection, new: Sequence[tuple[Event, str]], batch: _
     rows = [_paid_row(event) for out_trade_no, (event, _) in sorted(chosen.items())]
     stmt, params = _insert_many(conn, orders, rows)
     paid = ("amount_minor", "currency", "paid_at", "provider", "provider_trade_no", "paid_event_id")
+    newer = orders.c.version < stmt.excluded.version
     stmt = stmt.on_conflict_do_update(
         index_elements=["out_trade_no"],
         set_={
             **{name: stmt.excluded[name] for name in paid},
-            "status": case((orders.c.status == "created", "paid"), else_=orders.c.status),
+            "status": case((newer, stmt.excluded.status), else_=orders.c.status),
+            "version": case((newer, stmt.excluded.version), else_=orders.c.version),
             "updated_at": func.now(),
         },
         where=orders.c.paid_event_id.is_(None),
-    ).returning(orders.c.out_trade_no, orders.c.closed_event_id)
-    done = {row.out_trade_no: row.closed_event_id for row in conn.execute(stmt, params)}
+    ).returning(orders.c.out_trade_no)
+    done = set(conn.scalars(stmt, params))
     for out_trade_no, (event, source) in chosen.items():
         if out_trade_no not in done:
             _paid_conflict(batch, event, source)
-        elif done[out_trade_no] is not None:
-            _paid_and_closed(batch, event.account, out_trade_no, source)
 
 
 def _paid_row(event: OrderPaid) -> dict[str, Any]:
@@ -379,7 +388,8 @@ def _paid_row(event: OrderPaid) -> dict[str, Any]:
         "account": event.account,
         "amount_minor": event.amount_minor,
         "currency": event.currency,
-        "status": "paid",
+        "status": event.status,
+        "version": event.version,
         "paid_at": event.paid_at,
         "provider": event.provider,
         "provider_trade_no": event.provider_trade_no,
@@ -405,18 +415,8 @@ def _not_applied(batch: _Batch, reason: str, event: Event, source: str, detail: 
     )
 
 
-def _paid_and_closed(batch: _Batch, account: str, out_trade_no: str, source: str) -> None:
-    batch.anomaly(
-        "paid_and_closed",
-        out_trade_no,
-        "order-closed (closed unpaid) and order-paid both arrived; the order stays closed",
-        source,
-        account=account,
-    )
-
-
 def record_refunds(conn: Connection, new: Sequence[tuple[Event, str]], batch: _Batch) -> None:
-    """Insert new refunds as ``pending``, one per (order, refund id); settling applies them."""
+    """Insert new refunds, one per (order, refund id), as the stream applied them."""
     rows: list[dict[str, Any]] = []
     sources: dict[str, tuple[OrderRefunded, str]] = {}
     for event, source in new:
@@ -439,7 +439,8 @@ def record_refunds(conn: Connection, new: Sequence[tuple[Event, str]], batch: _B
                 "amount_minor": event.amount_minor,
                 "currency": event.currency,
                 "refunded_at": event.refunded_at,
-                "state": "pending",
+                "refunded_total_minor": event.refunded_total_minor,
+                "state": "applied",
             }
         )
     if not rows:
@@ -456,25 +457,57 @@ def _refund_anomaly(batch: _Batch, reason: str, event: OrderRefunded, source: st
     _not_applied(batch, reason, event, source, detail)
 
 
-def settle_orders(conn: Connection, touched: set[str], batch: _Batch) -> None:
-    """Apply the pending refunds and closes of the touched orders that can be settled now."""
-    pending: dict[str, str | None] = {}
+def settle_orders(conn: Connection, touched: set[str]) -> None:
+    """Bring the touched orders' rows to what their recorded events say.
+
+    Status and version come from the highest-version event, only when it is higher than the
+    row's; ``refunded_minor`` is the largest refunded total of the order's refunds (never lower
+    than it was); a close fills in ``closed_event_id`` and ``closed_at`` once.
+    """
+    event, refund = order_events.alias("e"), refunds.alias("r")
+    own = event.c.out_trade_no == orders.c.out_trade_no
+    latest = select(func.max(event.c.version)).where(own).scalar_subquery()
+    status = (
+        select(event.c.status)
+        .where(own, event.c.version.is_not(None))
+        .order_by(event.c.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    total = (
+        select(func.coalesce(func.max(refund.c.refunded_total_minor), 0))
+        .where(refund.c.out_trade_no == orders.c.out_trade_no)
+        .scalar_subquery()
+    )
+    newer = func.coalesce(latest, 0) > orders.c.version
+    more = total > orders.c.refunded_minor
     for chunk in _chunks(sorted(touched)):
-        waiting = select(refunds.c.out_trade_no).where(
-            _among(conn, refunds.c.out_trade_no, chunk), refunds.c.state == "pending"
+        conn.execute(
+            update(orders)
+            .where(_among(conn, orders.c.out_trade_no, chunk), or_(newer, more))
+            .values(
+                status=case((newer, status), else_=orders.c.status),
+                version=case((newer, latest), else_=orders.c.version),
+                refunded_minor=case((more, total), else_=orders.c.refunded_minor),
+                updated_at=func.now(),
+            )
         )
-        pending.update((o, None) for o in conn.scalars(waiting.distinct()))
-        closes = (  # settle_order skips an order that is already closed
-            select(order_events.c.out_trade_no, func.min(order_events.c.event_id))
+        closes = (
+            select(orders.c.out_trade_no, func.min(order_events.c.event_id))
+            .join(order_events, order_events.c.out_trade_no == orders.c.out_trade_no)
             .where(
-                _among(conn, order_events.c.out_trade_no, chunk),
+                _among(conn, orders.c.out_trade_no, chunk),
+                orders.c.closed_event_id.is_(None),
                 order_events.c.type == "order.closed",
             )
-            .group_by(order_events.c.out_trade_no)
+            .group_by(orders.c.out_trade_no)
         )
-        pending.update((o, eid) for o, eid in conn.execute(closes))
-    for out_trade_no in sorted(pending):
-        settle_order(conn, out_trade_no, pending[out_trade_no], batch)
+        for out_trade_no, close_id in conn.execute(closes).all():
+            conn.execute(
+                update(orders)
+                .where(orders.c.out_trade_no == out_trade_no)
+                .values(closed_event_id=close_id, closed_at=_closed_at(conn, close_id))
+            )
 
 
 def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
@@ -484,67 +517,12 @@ def _among(conn: Connection, column: Any, values: Sequence[str]) -> Any:
     return column.in_(values)
 
 
-def settle_order(conn: Connection, out_trade_no: str, close_id: str | None, batch: _Batch) -> None:
-    """Fold one order's pending refunds and close into its row (see :mod:`sinks.ledger`)."""
-    row = conn.execute(
-        select(orders).where(orders.c.out_trade_no == out_trade_no).with_for_update()
-    ).first()
-    if row is None:
-        return
-    waiting = conn.execute(
-        select(refunds.c.refund_id, refunds.c.amount_minor, refunds.c.event_id).where(
-            refunds.c.out_trade_no == out_trade_no, refunds.c.state == "pending"
-        )
-    ).all()
-    ledger = Ledger(
-        row.status,
-        row.amount_minor,
-        row.refunded_minor,
-        paid=row.paid_event_id is not None,
-        closed=row.closed_event_id is not None,
-    )
-    done = settle(ledger, [(r.refund_id, r.amount_minor) for r in waiting], close_id is not None)
-    values: dict[str, Any] = {
-        "status": done.ledger.status,
-        "refunded_minor": done.ledger.refunded_minor,
-    }
-    if done.closed_now and close_id is not None:
-        values.update(closed_event_id=close_id, closed_at=_closed_at(conn, close_id))
-    if values != {"status": row.status, "refunded_minor": row.refunded_minor}:
-        values["updated_at"] = func.now()
-        conn.execute(update(orders).where(orders.c.out_trade_no == out_trade_no).values(values))
-    _mark_refunds(conn, out_trade_no, done.applied, "applied")
-    _mark_refunds(conn, out_trade_no, done.rejected, "rejected")
-    for r in waiting:
-        if r.refund_id in done.rejected:
-            batch.anomaly(
-                "refund_exceeds_paid",
-                out_trade_no,
-                f"refund {r.refund_id} of {r.amount_minor} would exceed the paid "
-                f"{row.amount_minor} (already refunded {row.refunded_minor})",
-                "",
-                account=row.account,
-                key=r.event_id,
-            )
-    if done.closed_now and done.paid_and_closed:
-        _paid_and_closed(batch, row.account, out_trade_no, "")
-
-
 def _closed_at(conn: Connection, close_id: str) -> str | None:
     payload = conn.scalar(select(order_events.c.payload).where(order_events.c.event_id == close_id))
     try:
         return OrderClosed.from_bytes((payload or "").encode()).closed_at
     except RecordError:  # stored before the contract was checked this strictly: no time known
         return None
-
-
-def _mark_refunds(conn: Connection, out_trade_no: str, ids: Sequence[str], state: str) -> None:
-    if ids:
-        conn.execute(
-            update(refunds)
-            .where(refunds.c.out_trade_no == out_trade_no, refunds.c.refund_id.in_(ids))
-            .values(state=state)
-        )
 
 
 def record_anomalies(conn: Connection, rows: dict[str, dict[str, Any]]) -> int:

@@ -16,8 +16,9 @@ from stream.records import (
 )
 
 
-def paid(order: ExpectedOrder, note: Notification) -> OrderPaid:
-    """Return the order's one ``order.paid`` event, taken from its first valid payment."""
+def paid(order: ExpectedOrder, note: Notification, *, status: str, version: int) -> OrderPaid:
+    """Return the order's one ``order.paid`` event, taken from its first valid payment;
+    ``status`` and ``version`` are the order's after it."""
     return OrderPaid(
         event_id=event_id(order.account, order.out_trade_no, "paid"),
         out_trade_no=note.out_trade_no,
@@ -28,13 +29,22 @@ def paid(order: ExpectedOrder, note: Notification) -> OrderPaid:
         currency=note.currency,
         paid_at=note.occurred_at,
         notify_id=note.notify_id,
+        status=status,
+        version=version,
     )
 
 
 def refunded(
-    order: ExpectedOrder, note: Notification, refund_id: str, amount: int, total: int
+    order: ExpectedOrder,
+    note: Notification,
+    refund_id: str,
+    amount: int,
+    total: int,
+    *,
+    status: str,
+    version: int,
 ) -> OrderRefunded:
-    """Return the ``order.refunded`` event of one refund."""
+    """Return the ``order.refunded`` event of one refund (``status``, ``version``: after it)."""
     return OrderRefunded(
         event_id=event_id(order.account, order.out_trade_no, f"refund:{refund_id}"),
         out_trade_no=note.out_trade_no,
@@ -47,11 +57,13 @@ def refunded(
         currency=note.currency,
         refunded_at=note.occurred_at,
         notify_id=note.notify_id,
+        status=status,
+        version=version,
     )
 
 
-def closed(order: ExpectedOrder, note: Notification) -> OrderClosed:
-    """Return the order's one ``order.closed`` event."""
+def closed(order: ExpectedOrder, note: Notification, *, status: str, version: int) -> OrderClosed:
+    """Return the order's one ``order.closed`` event (``status``, ``version``: after it)."""
     return OrderClosed(
         event_id=event_id(order.account, order.out_trade_no, "closed"),
         out_trade_no=note.out_trade_no,
@@ -60,6 +72,8 @@ def closed(order: ExpectedOrder, note: Notification) -> OrderClosed:
         provider_trade_no=note.provider_trade_no,
         closed_at=note.occurred_at,
         notify_id=note.notify_id,
+        status=status,
+        version=version,
     )
 
 

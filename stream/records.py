@@ -1,7 +1,10 @@
 """The stream's contracts: expected orders in, business events and anomalies out.
 
 Every topic is keyed by ``out_trade_no``. Event ids are deterministic (account, order, fact), so a
-redelivered event is recognised downstream and by the database sink.
+redelivered event is recognised downstream and by the database sink. Every event also carries the
+order's ``status`` after it and ``version``, the order's change counter (1, 2, 3, ...): the stream
+alone decides an order's status, and a reader keeps the status of the highest version it has
+seen, whatever order the topics deliver the events in.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ TICKS_TOPIC = "stream-ticks"  # internal: the stream worker's clock, one tick pe
 OUTPUT_TOPICS = (ORDER_PAID_TOPIC, ORDER_REFUNDED_TOPIC, ORDER_CLOSED_TOPIC, ANOMALIES_TOPIC)
 ALL_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, *OUTPUT_TOPICS, TICKS_TOPIC)
 
+# An order's status: the stream decides it, every output event carries it, and the sink copies it
+# into ``orders.status``. The one status vocabulary of the product.
+CREATED = "created"
+PAID = "paid"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+CLOSED = "closed"
+ORDER_STATUSES = (CREATED, PAID, REFUNDED, PARTIALLY_REFUNDED, CLOSED)
+AWAITING_ORDER = "awaiting_order"  # the stream's own: notifications seen, no expected order yet
+
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-5d0b-4b8e-9a57-2f0d3c1e8b90")
 UNDECODABLE = "undecodable_record"
 
@@ -35,11 +48,18 @@ NOTIFY_ID_CHARS = 256
 __all__ = [
     "ALL_TOPICS",
     "ANOMALIES_TOPIC",
+    "AWAITING_ORDER",
+    "CLOSED",
+    "CREATED",
     "ORDERS_TOPIC",
     "ORDER_CLOSED_TOPIC",
     "ORDER_PAID_TOPIC",
     "ORDER_REFUNDED_TOPIC",
+    "ORDER_STATUSES",
     "OUTPUT_TOPICS",
+    "PAID",
+    "PARTIALLY_REFUNDED",
+    "REFUNDED",
     "TICKS_TOPIC",
     "Anomaly",
     "ExpectedOrder",
@@ -157,6 +177,11 @@ def _check_event(event: OrderPaid | OrderRefunded | OrderClosed, type_: str) -> 
     check_text("provider", event.provider, PROVIDER_CHARS)
     check_text("provider_trade_no", event.provider_trade_no, ID_CHARS, required=False)
     check_text("notify_id", event.notify_id, NOTIFY_ID_CHARS)
+    if event.status not in ORDER_STATUSES:
+        raise RecordError("status is not an order status")
+    version = event.version
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_AMOUNT:
+        raise RecordError("version must be a positive integer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +197,8 @@ class OrderPaid(JsonRecord):
     currency: str
     paid_at: str | None
     notify_id: str
+    status: str
+    version: int
     type: str = "order.paid"
 
     def check(self) -> None:
@@ -197,6 +224,8 @@ class OrderRefunded(JsonRecord):
     currency: str
     refunded_at: str | None
     notify_id: str
+    status: str
+    version: int
     type: str = "order.refunded"
 
     def check(self) -> None:
@@ -220,6 +249,8 @@ class OrderClosed(JsonRecord):
     provider_trade_no: str
     closed_at: str | None
     notify_id: str
+    status: str
+    version: int
     type: str = "order.closed"
 
     def check(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gateway.records import Notification
 from stream import facts
+from stream.records import PARTIALLY_REFUNDED, REFUNDED
 from stream.state import OrderState, Transition, evolve
 
 FAILED_STATUSES = frozenset({"REFUND.ABNORMAL", "REFUND.CLOSED", "ABNORMAL", "CLOSED", "failed"})
@@ -42,10 +43,17 @@ def apply_refund(state: OrderState, note: Notification) -> Transition:
         return Transition(
             state, (facts.anomaly(note, "refund_exceeds_payment", detail),), "refund_exceeds"
         )
-    event = facts.refunded(state.order, note, refund_id, amount, total)
-    status = "refunded" if total >= state.paid_minor else "partially_refunded"
+    status = REFUNDED if total >= state.paid_minor else PARTIALLY_REFUNDED
+    version = state.version + 1
+    event = facts.refunded(
+        state.order, note, refund_id, amount, total, status=status, version=version
+    )
     new = evolve(
-        state, status=status, refunds=(*state.refunds, (refund_id, amount)), refunded_minor=total
+        state,
+        status=status,
+        refunds=(*state.refunds, (refund_id, amount)),
+        refunded_minor=total,
+        version=version,
     )
     return Transition(new, (event,), status)
 

@@ -12,12 +12,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.records import Notification, field_names
-from stream.records import Anomaly, ExpectedOrder, OrderClosed, OrderPaid, OrderRefunded
+from stream.records import (
+    AWAITING_ORDER,
+    CLOSED,
+    PAID,
+    PARTIALLY_REFUNDED,
+    REFUNDED,
+    Anomaly,
+    ExpectedOrder,
+    OrderClosed,
+    OrderPaid,
+    OrderRefunded,
+)
 
 MAX_SEEN = 256  # remembered notify ids per account
 MAX_PENDING = 32  # notifications waiting for the order, per account
-PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
-EXPIRING_STATUSES = frozenset({"awaiting_order", "closed", "refunded"})
+PAID_STATUSES = frozenset({PAID, PARTIALLY_REFUNDED, REFUNDED})
+EXPIRING_STATUSES = frozenset({AWAITING_ORDER, CLOSED, REFUNDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +54,12 @@ class OrderState:
     (no order, or a refund before its payment); ``paid_trade_no`` is the provider's trade number
     of the payment that paid the order; ``refunds`` the applied refunds as (refund_id, amount);
     ``reported`` the notify_ids already reported by a tick; ``touched_at`` the latest
-    ``received_at`` (for retention).
+    ``received_at`` (for retention); ``version`` the order's change counter, which every event
+    carries (the version after it).
     """
 
     order: ExpectedOrder | None = None
-    status: str = "awaiting_order"
+    status: str = AWAITING_ORDER
     seen: tuple[Seen, ...] = ()
     pending: tuple[Notification, ...] = ()
     paid_notify_id: str | None = None
@@ -58,6 +70,7 @@ class OrderState:
     closed_notify_id: str | None = None
     reported: tuple[str, ...] = ()
     touched_at: str = ""
+    version: int = 0
 
     @property
     def is_paid(self) -> bool:
@@ -191,6 +204,7 @@ def state_from_dict(data: dict[str, Any]) -> OrderState:
         closed_notify_id=data.get("closed_notify_id"),
         reported=tuple(data.get("reported", ())),
         touched_at=str(data.get("touched_at", "")),
+        version=int(data.get("version", 0)),
     )
 
 

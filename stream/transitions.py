@@ -13,8 +13,11 @@ reason, never as exceptions. The full table is in ``docs/architecture.md``; in s
   order applies it (payments first, then closes, then refunds by cumulative total, whatever their
   arrival order) and reports other accounts' as ``account_mismatch``;
 - currency (and for a payment, amount) must match the order, else an anomaly;
-- the first valid payment emits ``order.paid``; a later one of the same provider trade nothing
-  (``already_paid``), one of another trade a ``duplicate_payment`` anomaly (a double charge);
+- every event carries the order's status after it and its version (the change counter);
+- the first valid payment emits ``order.paid``, also after an unpaid close (the order is
+  ``paid``: money taken wins, and a ``paid_after_close`` anomaly reports it); a later one of the
+  same provider trade nothing (``already_paid``), one of another trade a ``duplicate_payment``
+  anomaly (a double charge);
 - a refund waits for the payment, then emits one ``order.refunded`` per refund id;
 - a close before payment emits ``order.closed``; a close after payment (Alipay: "fully refunded")
   emits nothing, and a tick reports it if the refunds never cover the payment;
@@ -28,7 +31,7 @@ from datetime import datetime
 
 from gateway.records import Notification
 from stream import facts
-from stream.records import ExpectedOrder
+from stream.records import CLOSED, CREATED, PAID, ExpectedOrder
 from stream.refunds import apply_refund, order_for_drain
 from stream.state import (
     EXPIRING_STATUSES,
@@ -83,7 +86,7 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
         anomaly = facts.order_anomaly(order, "order_conflict", detail)
         return Transition(state, (anomaly,), "order_conflict")
     own = tuple(entry for entry in state.seen if entry[0] in (order.account, ""))
-    current = evolve(state, order=order, status="created", seen=own)
+    current = evolve(state, order=order, status=CREATED, seen=own)
     new, emitted = _drain(current)  # other accounts' waiting notifications: account_mismatch
     return Transition(new, emitted, "order_recorded")
 
@@ -172,13 +175,14 @@ def _apply_payment(state: OrderState, note: Notification) -> Transition:
         return Transition(state, (), "already_paid")
     new = evolve(
         state,
-        status="paid",
+        status=PAID,
         paid_notify_id=note.notify_id,
         paid_minor=note.amount_minor,
         paid_trade_no=note.provider_trade_no,
+        version=state.version + 1,
     )
-    event = facts.paid(state.order, note)
-    if state.status != "closed":
+    event = facts.paid(state.order, note, status=PAID, version=new.version)
+    if state.status != CLOSED:
         return Transition(new, (event,), "paid")
     detail = "paid after the provider said the order was closed; the payment is reported"
     return Transition(new, (event, facts.anomaly(note, "paid_after_close", detail)), "paid")
@@ -191,7 +195,9 @@ def _apply_close(state: OrderState, note: Notification) -> Transition:
     new = evolve(state, closed_notify_id=note.notify_id)
     if state.is_paid:
         return Transition(new, (), "closed_after_payment")
-    return Transition(evolve(new, status="closed"), (facts.closed(state.order, note),), "closed")
+    new = evolve(new, status=CLOSED, version=state.version + 1)
+    event = facts.closed(state.order, note, status=CLOSED, version=new.version)
+    return Transition(new, (event,), "closed")
 
 
 def _apply_tick(state: OrderState, tick: Tick) -> Transition:

@@ -69,7 +69,7 @@ def poison_records() -> list[Poison]:
     }
     sink_inputs = {
         ORDER_PAID_TOPIC: writer_cases.paid(900),
-        ORDER_REFUNDED_TOPIC: writer_cases.refunded(901, "r1", 40, 40),
+        ORDER_REFUNDED_TOPIC: writer_cases.refunded(901, "r1", 40, 40, 2),
         ORDER_CLOSED_TOPIC: writer_cases.closed(902),
         ANOMALIES_TOPIC: Anomaly("a-903", "o-903", "amount_mismatch", "paid 1", "shop"),
     }

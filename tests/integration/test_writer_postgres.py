@@ -39,9 +39,16 @@ def test_write_batch_postgres_refunds_closes_any_order_same_rows(pg_engine: Engi
         writer_cases.check_any_order_and_copies_give_same_rows(pg_engine, want, order, sizes)
 
 
-def test_write_batch_postgres_refund_above_paid_rejected(pg_engine: Engine) -> None:
+def test_write_batch_postgres_lower_version_never_moves_status_back(pg_engine: Engine) -> None:
     upgrade(pg_engine)
-    writer_cases.check_refund_above_paid_is_rejected_and_reported(pg_engine)
+    writer_cases.check_lower_version_never_moves_status_back(pg_engine)
+
+
+def test_write_batch_postgres_payment_after_unpaid_close_leaves_order_paid(
+    pg_engine: Engine,
+) -> None:
+    upgrade(pg_engine)
+    writer_cases.check_payment_after_unpaid_close_leaves_order_paid(pg_engine)
 
 
 def test_write_records_postgres_refused_record_becomes_anomaly(pg_engine: Engine) -> None:

@@ -44,10 +44,10 @@ def workload(orders: int, seed: int, duplicates: float = 0.3) -> list[Record]:
         if kind < 7:
             facts.append(_record(ORDER_PAID_TOPIC, writer_cases.paid(n).to_bytes()))
         if kind in (1, 2):
-            part = writer_cases.refunded(n, "r1", 40, 40)
+            part = writer_cases.refunded(n, "r1", 40, 40, 2)
             facts.append(_record(ORDER_REFUNDED_TOPIC, part.to_bytes()))
         if kind == 2:
-            rest = writer_cases.refunded(n, "r2", 60 + n, 100 + n)
+            rest = writer_cases.refunded(n, "r2", 60 + n, 100 + n, 3)
             facts.append(_record(ORDER_REFUNDED_TOPIC, rest.to_bytes()))
         if kind in (7, 8):
             facts.append(_record(ORDER_CLOSED_TOPIC, writer_cases.closed(n).to_bytes()))

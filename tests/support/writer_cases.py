@@ -40,7 +40,7 @@ def expected(n: int) -> ExpectedOrder:
     return ExpectedOrder(f"o-{n}", "shop", 100 + n, "CNY", "2026-11-26T10:00:00+08:00")
 
 
-def paid(n: int) -> OrderPaid:
+def paid(n: int, version: int = 1) -> OrderPaid:
     return OrderPaid(
         event_id=event_id("shop", f"o-{n}", "paid"),
         out_trade_no=f"o-{n}",
@@ -51,6 +51,8 @@ def paid(n: int) -> OrderPaid:
         currency="CNY",
         paid_at="2026-11-26T10:00:01+08:00",
         notify_id=f"n-{n}",
+        status="paid",
+        version=version,
     )
 
 
@@ -114,7 +116,8 @@ def check_undecodable_and_anomalies_are_kept_once(engine: Engine) -> None:
     assert "order-paid/3/99" in sources
 
 
-def refunded(n: int, refund_id: str, amount: int, total: int) -> OrderRefunded:
+def refunded(n: int, refund_id: str, amount: int, total: int, version: int) -> OrderRefunded:
+    """A refund as the stream emits it: the status follows from the total against 100 + n."""
     return OrderRefunded(
         event_id=event_id("shop", f"o-{n}", f"refund:{refund_id}"),
         out_trade_no=f"o-{n}",
@@ -127,10 +130,12 @@ def refunded(n: int, refund_id: str, amount: int, total: int) -> OrderRefunded:
         currency="CNY",
         refunded_at="2026-11-26T11:00:00+08:00",
         notify_id=f"n-{n}-{refund_id}",
+        status="refunded" if total >= 100 + n else "partially_refunded",
+        version=version,
     )
 
 
-def closed(n: int) -> OrderClosed:
+def closed(n: int, version: int = 1) -> OrderClosed:
     return OrderClosed(
         event_id=event_id("shop", f"o-{n}", "closed"),
         out_trade_no=f"o-{n}",
@@ -139,6 +144,8 @@ def closed(n: int) -> OrderClosed:
         provider_trade_no=f"t-{n}",
         closed_at="2026-11-26T12:00:00+08:00",
         notify_id=f"n-{n}-close",
+        status="closed",
+        version=version,
     )
 
 
@@ -146,18 +153,20 @@ def history() -> list[Record]:
     """A consistent history as the stream emits it: every kind of fact, one record each.
 
     o-0..o-3 paid; o-1 partly refunded twice; o-2 refunded in full in two refunds; o-3 refunded
-    in full at once; o-4 and o-5 closed unpaid; o-6 created only; o-7 paid and (wrongly) closed.
+    in full at once; o-4 and o-5 closed unpaid; o-6 created only; o-7 closed unpaid, then paid
+    (money taken wins: the stream makes it ``paid``, version 2).
     """
     facts: list[tuple[str, bytes]] = [(ORDERS_TOPIC, expected(n).to_bytes()) for n in range(8)]
-    facts += [(ORDER_PAID_TOPIC, paid(n).to_bytes()) for n in (0, 1, 2, 3, 7)]
+    facts += [(ORDER_PAID_TOPIC, paid(n).to_bytes()) for n in (0, 1, 2, 3)]
     facts += [
-        (ORDER_REFUNDED_TOPIC, refunded(1, "r1", 10, 10).to_bytes()),
-        (ORDER_REFUNDED_TOPIC, refunded(1, "r2", 20, 30).to_bytes()),
-        (ORDER_REFUNDED_TOPIC, refunded(2, "r1", 2, 2).to_bytes()),
-        (ORDER_REFUNDED_TOPIC, refunded(2, "r2", 100, 102).to_bytes()),
-        (ORDER_REFUNDED_TOPIC, refunded(3, "r1", 103, 103).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(1, "r1", 10, 10, 2).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(1, "r2", 20, 30, 3).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(2, "r1", 2, 2, 2).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(2, "r2", 100, 102, 3).to_bytes()),
+        (ORDER_REFUNDED_TOPIC, refunded(3, "r1", 103, 103, 2).to_bytes()),
     ]
     facts += [(ORDER_CLOSED_TOPIC, closed(n).to_bytes()) for n in (4, 5, 7)]
+    facts.append((ORDER_PAID_TOPIC, paid(7, version=2).to_bytes()))
     anomaly = Anomaly("a-9", "o-9", "amount_mismatch", "paid 1, expected 109", "shop")
     facts.append((ANOMALIES_TOPIC, anomaly.to_bytes()))
     return [keyed(t, v, f"{t}/0/{i}") for i, (t, v) in enumerate(facts)]
@@ -171,7 +180,7 @@ EXPECTED_STATUSES = {
     "o-4": ("closed", 0),
     "o-5": ("closed", 0),
     "o-6": ("created", 0),
-    "o-7": ("closed", 0),
+    "o-7": ("paid", 0),
 }
 
 
@@ -211,7 +220,7 @@ def check_history_in_order_gives_expected_rows(engine: Engine) -> Snapshot:
         reasons = sorted(conn.scalars(select(anomalies.c.reason)))
     assert got == EXPECTED_STATUSES
     assert states == {"applied"}
-    assert reasons == ["amount_mismatch", "paid_and_closed"]
+    assert reasons == ["amount_mismatch"]
     return snapshot(engine)
 
 
@@ -234,22 +243,43 @@ def shuffled(seed: int) -> tuple[list[int], list[int]]:
     return order, [rng.randint(1, 7) for _ in range(5)]
 
 
-def check_refund_above_paid_is_rejected_and_reported(engine: Engine) -> None:
+def check_lower_version_never_moves_status_back(engine: Engine) -> None:
+    """Events read in the reverse of the stream's order, one batch each, the expected order
+    last: the row ends with the highest version's status and the largest refunded total."""
     records = [
-        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 80, 80).to_bytes(), "r/0/1"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 20, 30, 3).to_bytes(), "r/0/2"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 10, 10, 2).to_bytes(), "r/0/1"),
         keyed(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
-        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 80, 160).to_bytes(), "r/0/2"),
+        keyed(ORDERS_TOPIC, expected(1).to_bytes(), "o/0/1"),
     ]
     for record in records:
         with engine.begin() as conn:
             write_batch(conn, [record])
     with engine.connect() as conn:
         row = conn.execute(select(orders).where(orders.c.out_trade_no == "o-1")).one()
-        states = dict(conn.execute(select(refunds.c.refund_id, refunds.c.state)).all())
         reasons = list(conn.scalars(select(anomalies.c.reason)))
-    assert (row.status, row.refunded_minor, row.amount_minor) == ("partially_refunded", 80, 101)
-    assert states == {"r1": "applied", "r2": "rejected"}
-    assert reasons == ["refund_exceeds_paid"]
+    assert (row.status, row.version, row.refunded_minor) == ("partially_refunded", 3, 30)
+    assert (row.paid_event_id, row.created_at) == (paid(1).event_id, expected(1).created_at)
+    assert reasons == []
+
+
+def check_payment_after_unpaid_close_leaves_order_paid(engine: Engine) -> None:
+    """The stream's ``order.paid`` (version 2) after its ``order.closed`` (version 1): the
+    order is ``paid`` and keeps its close, whichever event the sink reads first."""
+    for first, second in ((closed(7), paid(7, 2)), (paid(7, 2), closed(7))):
+        clear(engine)
+        for event, topic in ((first, _topic(first)), (second, _topic(second))):
+            with engine.begin() as conn:
+                write_batch(conn, [keyed(topic, event.to_bytes(), "x/0/1")])
+        with engine.connect() as conn:
+            row = conn.execute(select(orders).where(orders.c.out_trade_no == "o-7")).one()
+        assert (row.status, row.version) == ("paid", 2)
+        assert row.closed_event_id == closed(7).event_id
+        assert row.closed_at == closed(7).closed_at
+
+
+def _topic(event: OrderPaid | OrderClosed) -> str:
+    return ORDER_PAID_TOPIC if isinstance(event, OrderPaid) else ORDER_CLOSED_TOPIC
 
 
 def check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine: Engine) -> None:
@@ -257,8 +287,8 @@ def check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine: Engine) -
     ``order.refunded`` of 0: its event is kept, and it changes nothing."""
     records = [
         keyed(ORDER_PAID_TOPIC, paid(1).to_bytes(), "p/0/1"),
-        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 60, 60).to_bytes(), "r/0/1"),
-        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 0, 60).to_bytes(), "r/0/2"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r2", 60, 60, 2).to_bytes(), "r/0/1"),
+        keyed(ORDER_REFUNDED_TOPIC, refunded(1, "r1", 0, 60, 3).to_bytes(), "r/0/2"),
     ]
     write_records(engine, records)
     with engine.connect() as conn:

@@ -32,8 +32,8 @@ from tests.support.poison import poisons
 GOOD = {
     ORDERS_TOPIC: writer_cases.expected(1),
     ORDER_PAID_TOPIC: writer_cases.paid(1),
-    ORDER_REFUNDED_TOPIC: writer_cases.refunded(1, "r1", 40, 40),
-    ORDER_CLOSED_TOPIC: writer_cases.closed(1),
+    ORDER_REFUNDED_TOPIC: writer_cases.refunded(1, "r1", 40, 40, 2),
+    ORDER_CLOSED_TOPIC: writer_cases.closed(1, 3),
     ANOMALIES_TOPIC: Anomaly("a-1", "o-1", "amount_mismatch", "paid 1, expected 101", "shop"),
 }
 

@@ -51,8 +51,12 @@ def test_write_batch_sqlite_refunds_and_closes_give_expected_rows(engine: Engine
     writer_cases.check_history_in_order_gives_expected_rows(engine)
 
 
-def test_write_batch_sqlite_refund_above_paid_rejected(engine: Engine) -> None:
-    writer_cases.check_refund_above_paid_is_rejected_and_reported(engine)
+def test_write_batch_sqlite_lower_version_never_moves_status_back(engine: Engine) -> None:
+    writer_cases.check_lower_version_never_moves_status_back(engine)
+
+
+def test_write_batch_sqlite_payment_after_unpaid_close_leaves_order_paid(engine: Engine) -> None:
+    writer_cases.check_payment_after_unpaid_close_leaves_order_paid(engine)
 
 
 def test_write_records_sqlite_late_cumulative_refund_total_changes_nothing(engine: Engine) -> None:

@@ -55,7 +55,17 @@ def test_notification_unknown_kind_raises_record_error() -> None:
 
 def test_order_paid_has_the_design_fields() -> None:
     paid = OrderPaid(
-        event_id("shop", "o-1", "paid"), "o-1", "shop", "alipay", "t", 100, "CNY", None, "n"
+        event_id("shop", "o-1", "paid"),
+        "o-1",
+        "shop",
+        "alipay",
+        "t",
+        100,
+        "CNY",
+        None,
+        "n",
+        "paid",
+        1,
     )
     decoded = OrderPaid.from_bytes(paid.to_bytes())
     assert decoded == paid and decoded.type == "order.paid"

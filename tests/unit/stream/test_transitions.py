@@ -312,3 +312,46 @@ def test_evolve_is_dataclasses_replace(name: str) -> None:
     changes = {"status": "paid", "paid_minor": 7, "reported": ("n-7",), "touched_at": RECEIVED}
     assert evolve(state, **changes) == replace(state, **changes)
     assert evolve(state) == state
+
+
+EVENTS = (OrderPaid, OrderRefunded, OrderClosed)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        (ORDER, note(), refund("rn-1", "r-1", 30), refund("rn-2", "r-2", 70)),
+        (refund("rn-1", "r-1", 30), note(), ORDER, refund("rn-2", "r-2", 70)),
+        (alipay_refund("an-2", "b-2", 50), ORDER, note(), alipay_refund("an-1", "b-1", 30)),
+        (ORDER, close(), note()),
+    ],
+    ids=["in_order", "drained", "late_total", "paid_after_close"],
+)
+def test_every_event_carries_the_status_after_it_and_the_next_version(
+    inputs: tuple[Input, ...],
+) -> None:
+    """Versions count the order's events 1, 2, 3, ... (also several out of one input); each
+    event's status is the state's right after it, and the last one is the state's."""
+    state, steps = final(*inputs)
+    events = [o for o in emitted(steps) if isinstance(o, EVENTS)]
+    assert [e.version for e in events] == list(range(1, len(events) + 1))
+    assert (events[-1].status, events[-1].version) == (state.status, state.version)
+    for event in events:
+        assert type(event).from_bytes(event.to_bytes()) == event  # the contract checks them
+
+
+def test_payment_after_unpaid_close_is_paid_and_reported() -> None:
+    state, steps = final(ORDER, close(), note())
+    closed, paid, anomaly = emitted(steps)
+    assert isinstance(closed, OrderClosed) and isinstance(paid, OrderPaid)
+    assert [(closed.status, closed.version), (paid.status, paid.version)] == [
+        ("closed", 1),
+        ("paid", 2),
+    ]
+    assert isinstance(anomaly, Anomaly) and anomaly.reason == "paid_after_close"
+    assert state.status == "paid"
+
+
+def test_duplicates_and_anomalies_leave_the_version() -> None:
+    state, _ = final(ORDER, note(), note(), replace(note("n-2"), amount_minor=5))
+    assert state.version == 1
