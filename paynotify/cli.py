@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.settings import (
@@ -289,9 +290,32 @@ def _demo_key(path: Path) -> Path:
     return path.parent / str(demo["alipay_private_key"])
 
 
+CONFIG_HELP = (
+    "configuration file (default: $PAYNOTIFY_CONFIG), before or after the subcommand; "
+    "given in both places, the one after it wins"
+)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser that takes ``--config`` before the subcommand and after it.
+
+    argparse makes every subcommand's parser of its parent's class, so each one, nested ones
+    (``orders add``) included, gets its own ``--config``. A subcommand's ``--config`` has no
+    default: when absent, the value given before the subcommand (or None) stays; when present,
+    it replaces that value, so the last one on the command line wins.
+    """
+
+    def __init__(
+        self, *args: Any, config_default: str | None = argparse.SUPPRESS, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", default=config_default, help=CONFIG_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paynotify", description=__doc__)
-    parser.add_argument("--config", help="configuration file (default: $PAYNOTIFY_CONFIG)")
+    parser: argparse.ArgumentParser = CommandParser(
+        prog="paynotify", description=__doc__, config_default=None
+    )
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole local stack in the foreground")
