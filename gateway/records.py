@@ -85,7 +85,9 @@ class Notification(JsonRecord):
     ``amount_minor`` is the order's (paid) amount. For a refund, ``refund_id`` names the refund,
     ``refund_amount_minor`` is this refund's amount when the provider says it, and
     ``refund_total_minor`` the cumulative refunded amount when the provider says that instead
-    (Alipay's ``refund_fee``). ``notify_id`` is the provider's id of this notification (Alipay
+    (Alipay's ``refund_fee``). ``succeeded`` says whether the provider reports the fact as done
+    (False: a refund the provider says failed or was closed): the stream reads it instead of any
+    provider's status words. ``notify_id`` is the provider's id of this notification (Alipay
     ``notify_id``, WeChat ``id``, Stripe ``evt_…``, ``webhook-id``, Adyen ``pspReference`` and
     ``eventCode``): the same on every retry, so it is the deduplication key.
     """
@@ -102,6 +104,7 @@ class Notification(JsonRecord):
     occurred_at: str | None
     received_at: str
     raw_body_b64: str
+    succeeded: bool
     content_type: str = ""
     refund_id: str | None = None
     refund_amount_minor: int | None = None
@@ -138,6 +141,8 @@ class Notification(JsonRecord):
         _check_time("received_at", self.received_at, required=True)
         _check_time("occurred_at", self.occurred_at, required=False)
         _check_base64(self.raw_body_b64)
+        if not isinstance(self.succeeded, bool):
+            raise RecordError("succeeded must be true or false")
 
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""

@@ -423,7 +423,7 @@ def record_refunds(conn: Connection, new: Sequence[tuple[Event, str]], batch: _B
         if not isinstance(event, OrderRefunded):
             continue
         if event.amount_minor == 0 and event.refund_id:
-            # a cumulative refunded total (Alipay refund_fee, Stripe amount_refunded) that came
+            # a cumulative refunded total (the notification's refund_total_minor) that came
             # after a larger one: the stream emits it as 0, as nothing is left for it to add
             continue
         if event.amount_minor < 0 or not event.refund_id:

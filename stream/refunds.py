@@ -1,7 +1,7 @@
 """Refunds of a paid order: one ``order.refunded`` per refund id, never above what was paid.
 
 Providers say a refund's amount in one of two ways: this refund's amount (WeChat ``amount.refund``,
-Stripe, Standard Webhooks, Adyen) or the cumulative refunded total (Alipay ``refund_fee``). A
+Stripe, Standard Webhooks, Adyen) or the cumulative refunded total (``refund_total_minor``). A
 cumulative total T means "T refunded so far": this refund is what T adds to what is already
 applied, so a copy or an older total arriving late adds nothing (its event carries amount 0) and
 the refunded total is never counted twice.
@@ -13,8 +13,6 @@ from gateway.records import Notification
 from stream import facts
 from stream.records import PARTIALLY_REFUNDED, REFUNDED
 from stream.state import OrderState, Transition, evolve
-
-FAILED_STATUSES = frozenset({"REFUND.ABNORMAL", "REFUND.CLOSED", "ABNORMAL", "CLOSED", "failed"})
 
 
 def refund_id_of(note: Notification) -> str:
@@ -28,7 +26,7 @@ def apply_refund(state: OrderState, note: Notification) -> Transition:
     refund_id = refund_id_of(note)
     if any(known == refund_id for known, _ in state.refunds):
         return Transition(state, (), "duplicate_refund")
-    if note.status in FAILED_STATUSES:
+    if not note.succeeded:
         detail = f"refund {refund_id} did not succeed (status {note.status})"
         return Transition(state, (facts.anomaly(note, "refund_failed", detail),), "refund_failed")
     amounts = _amounts(state, note)

@@ -195,7 +195,7 @@ def state_from_dict(data: dict[str, Any]) -> OrderState:
         order=ExpectedOrder(**order) if order else None,
         status=data["status"],
         seen=tuple(_seen_entry(entry) for entry in data.get("seen", ())),
-        pending=tuple(Notification(**n) for n in data.get("pending", ())),
+        pending=tuple(_pending_note(n) for n in data.get("pending", ())),
         paid_notify_id=data.get("paid_notify_id"),
         paid_minor=int(data.get("paid_minor", 0)),
         paid_trade_no=data.get("paid_trade_no"),
@@ -206,6 +206,19 @@ def state_from_dict(data: dict[str, Any]) -> OrderState:
         touched_at=str(data.get("touched_at", "")),
         version=int(data.get("version", 0)),
     )
+
+
+# The refund statuses that meant "failed" before notifications carried ``succeeded``: only for a
+# notification stored in a state by such a version (WeChat Pay's refund_status, or its event type).
+_FAILED_BEFORE_SUCCEEDED = frozenset({"ABNORMAL", "CLOSED", "REFUND.ABNORMAL", "REFUND.CLOSED"})
+
+
+def _pending_note(data: dict[str, Any]) -> Notification:
+    """A stored waiting notification; one stored before ``succeeded`` existed gets it from its
+    status as that version read it."""
+    if "succeeded" not in data:
+        data = {**data, "succeeded": data.get("status") not in _FAILED_BEFORE_SUCCEEDED}
+    return Notification(**data)
 
 
 def _seen_entry(entry: str | list[str] | tuple[str, ...]) -> Seen:

@@ -180,6 +180,7 @@ def _normalize(
         occurred_at=fields.iso_time(item.get("eventDate")),
         received_at=fields.from_unix(now),
         raw_body_b64=encode_raw_body(body),
+        succeeded=True,
         content_type=fields.JSON,
         refund_id=psp if kind == "refund" else None,
         refund_amount_minor=value if kind == "refund" else None,

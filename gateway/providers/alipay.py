@@ -207,6 +207,7 @@ def _normalize(
         occurred_at=_china_time(params.get("gmt_payment") or params.get("notify_time")),
         received_at=datetime.fromtimestamp(now, UTC).isoformat(),
         raw_body_b64=encode_raw_body(body),
+        succeeded=True,
         content_type=CONTENT_TYPE,
         refund_id=params.get("out_biz_no") if kind == "refund" else None,
         refund_total_minor=refund_total if kind == "refund" else None,

@@ -98,6 +98,7 @@ def _normalize(
         occurred_at=fields.iso_time(payload.get("timestamp")),
         received_at=fields.from_unix(now),
         raw_body_b64=encode_raw_body(body),
+        succeeded=True,
         content_type=fields.JSON,
         refund_id=fields.text(data, "refund_id") if kind == "refund" else None,
         refund_amount_minor=amount if kind == "refund" else None,

@@ -92,6 +92,7 @@ def _normalize(
         occurred_at=fields.from_unix(created) if isinstance(created, int) else None,
         received_at=fields.from_unix(now),
         raw_body_b64=encode_raw_body(body),
+        succeeded=True,
         content_type=fields.JSON,
         refund_id=_latest_refund(obj) if kind == "refund" else None,
         refund_total_minor=refund_total,

@@ -129,6 +129,7 @@ def _normalize(
         occurred_at=fields.iso_time(resource.get("success_time") or envelope.get("create_time")),
         received_at=fields.from_unix(now),
         raw_body_b64=encode_raw_body(body),
+        succeeded=status == "SUCCESS" if refund else True,  # REFUND.ABNORMAL, REFUND.CLOSED
         content_type=fields.JSON,
         refund_id=fields.text(resource, "refund_id") if refund else None,
         refund_amount_minor=fields.minor_units(amount, "refund") if refund else None,

@@ -102,6 +102,7 @@ def payment(number: str, notify_id: str, amount: int = 100) -> Notification:
         occurred_at=now,
         received_at=now,
         raw_body_b64="",
+        succeeded=True,
     )
 
 

@@ -23,6 +23,7 @@ GOOD = Notification(
     occurred_at="2026-11-26T10:00:01+08:00",
     received_at="2026-11-26T02:00:05+00:00",
     raw_body_b64=encode_raw_body(b"a=b"),
+    succeeded=True,
 )
 
 

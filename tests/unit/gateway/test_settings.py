@@ -257,6 +257,7 @@ def test_max_body_bytes_largest_record_fits_the_kafka_defaults() -> None:
         occurred_at="2026-11-26T10:00:00.000001+08:00",
         received_at="2026-11-26T10:00:00.000001+08:00",
         raw_body_b64=encode_raw_body(b"\xff" * MAX_BODY_BYTES),
+        succeeded=True,
         refund_amount_minor=2**63 - 1,
         refund_total_minor=2**63 - 1,
     )

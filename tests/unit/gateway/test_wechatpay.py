@@ -64,6 +64,7 @@ def test_verify_refund_event_keeps_refund_amount_and_status(status: str) -> None
         100,
     )
     assert note.refund_id == "50000000382019052709732678859"
+    assert note.succeeded is (status == "SUCCESS")  # the stream reads this, not the status
 
 
 def test_verify_certificate_serial_and_public_key_id_both_configured() -> None:

@@ -37,6 +37,7 @@ def note(
         occurred_at="2026-11-26T10:00:01+08:00",
         received_at=received_at,
         raw_body_b64="",
+        succeeded=True,
         refund_id=refund_id,
         refund_amount_minor=refund_amount,
         refund_total_minor=refund_total,

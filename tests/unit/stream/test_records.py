@@ -47,6 +47,7 @@ def test_notification_unknown_kind_raises_record_error() -> None:
         None,
         "2026-11-26T00:00:00+00:00",
         "",
+        True,
     )
     with pytest.raises(RecordError):
         Notification.from_bytes(good.to_bytes().replace(b'"payment"', b'"gift"'))

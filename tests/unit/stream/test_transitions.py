@@ -226,7 +226,7 @@ def test_apply_everything_before_order_applies_payment_first() -> None:
 
 
 def test_apply_failed_refund_is_an_anomaly() -> None:
-    failed = replace(refund("rn-1", "r-1", 30), status="REFUND.ABNORMAL")
+    failed = replace(refund("rn-1", "r-1", 30), status="ABNORMAL", succeeded=False)
     state, steps = final(ORDER, note(), failed)
     assert steps[-1].reason == "refund_failed" and state.refunded_minor == 0
 
@@ -298,6 +298,16 @@ def test_apply_seen_is_bounded() -> None:
 def test_state_roundtrips_through_its_stored_form(name: str) -> None:
     state, _ = run(*STATES[name], note("n-7", amount=5))
     assert state is not None and state_from_dict(state_to_dict(state)) == state
+
+
+def test_stored_waiting_refund_from_before_succeeded_keeps_its_failure() -> None:
+    """A notification stored in a state before ``succeeded`` existed: WeChat Pay's failed refund
+    statuses still read as failed, anything else as succeeded."""
+    waiting = [replace(refund(f"rn-{s}", f"r-{s}", 30), status=s) for s in ("ABNORMAL", "SUCCESS")]
+    stored = state_to_dict(evolve(final(ORDER)[0], pending=tuple(waiting)))
+    for note_data in stored["pending"]:
+        del note_data["succeeded"]
+    assert [n.succeeded for n in state_from_dict(stored).pending] == [False, True]
 
 
 def test_state_from_before_refunds_still_loads() -> None:
