@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from stream.records import CLOSED, CREATED, PAID, PARTIALLY_REFUNDED, REFUNDED
+
 PROVIDERS = ("alipay", "wechatpay", "stripe", "standardwebhooks", "adyen")
 CLOSING_PROVIDERS = frozenset({"alipay", "standardwebhooks", "adyen"})  # they notify a close
 NAMESPACE = uuid.UUID("0b5e1f62-93f4-4a57-8d0c-5b2e7c1a9f31")
@@ -108,7 +110,7 @@ class Message:
 class Expected:
     """The end state one order must reach."""
 
-    status: str  # created | paid | partially_refunded | refunded | closed
+    status: str  # one of stream.records.ORDER_STATUSES
     refunded_minor: int = 0
     paid_events: int = 0
     anomalies: tuple[str, ...] = ()
@@ -319,13 +321,13 @@ def _labels(draft: _Draft) -> tuple[str, ...]:
 
 def _expected(draft: _Draft) -> Expected:
     if draft.primary == "forged":
-        return Expected("created")
+        return Expected(CREATED)
     if draft.primary == "mismatch":
-        return Expected("created", anomalies=("amount_mismatch",))
+        return Expected(CREATED, anomalies=("amount_mismatch",))
     if draft.primary == "closed":
-        return Expected("closed")
+        return Expected(CLOSED)
     refunded = sum(draft.refunds)
     if not refunded:
-        return Expected("paid", paid_events=1)
-    status = "refunded" if refunded == draft.amount_minor else "partially_refunded"
+        return Expected(PAID, paid_events=1)
+    status = REFUNDED if refunded == draft.amount_minor else PARTIALLY_REFUNDED
     return Expected(status, refunded_minor=refunded, paid_events=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from paynotify.simulator.plan import PROVIDERS, Plan
+from stream.records import CLOSED, CREATED, PAID, PARTIALLY_REFUNDED, REFUNDED
 
 
 @dataclass
@@ -140,7 +141,7 @@ def format_summary(report: Report) -> str:
         answers = sorted(report.tallies[name].answers.items())
         lines.append(f"  {name:<18}" + ", ".join(f"{a!r} x{n}" for a, n in answers))
     counts = expected_counts(plan)
-    statuses = ("paid", "partially_refunded", "refunded", "closed", "created")
+    statuses = (PAID, PARTIALLY_REFUNDED, REFUNDED, CLOSED, CREATED)
     state = ", ".join(f"{s} {counts[s]}" for s in statuses if counts[s])
     lines.append(f"expected end state: {state}")
     lines.append(

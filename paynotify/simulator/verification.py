@@ -18,6 +18,8 @@ from sqlalchemy import Engine, select
 
 from paynotify.simulator.plan import Plan, PlannedOrder
 from sinks.rows import anomalies, orders
+from stream.records import CREATED
+from stream.state import PAID_STATUSES
 
 PROBLEMS = (
     "lost payment",
@@ -30,7 +32,6 @@ PROBLEMS = (
     "unexpected anomaly",
     "missing order",
 )
-PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def compare(order: PlannedOrder, seen: Observed) -> list[Discrepancy]:
     elif not want.paid_events and (seen.paid_events or seen.status in PAID_STATUSES):
         problem = "forged effect" if "forged" in order.scenario else "unexpected payment"
         found.append((problem, f"status {seen.status}, {seen.paid_events} order.paid"))
-    elif want.paid_events and (seen.status == "created" or not seen.paid_events):
+    elif want.paid_events and (seen.status == CREATED or not seen.paid_events):
         found.append(("lost payment", f"status {seen.status}, {seen.paid_events} order.paid"))
     elif seen.status != want.status:
         found.append(("wrong status", f"{seen.status}, expected {want.status}"))
