@@ -19,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from paynotify.errors import BrokerError
+
 KAFKA_VERSION = os.environ.get("PAYNOTIFY_KAFKA_VERSION", "4.4.0")
 KAFKA_PROJECT = Path(__file__).resolve().parents[1] / "compose" / "kafka"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-class BrokerError(RuntimeError):
-    """The local broker could not be built, started or reached."""
 
 
 def cache_dir() -> Path:

@@ -7,11 +7,8 @@ from collections.abc import Iterable
 from confluent_kafka import Producer
 
 from gateway.publisher import producer_config
+from paynotify.errors import OrderPublishError
 from stream.records import ExpectedOrder
-
-
-class OrderPublishError(RuntimeError):
-    """The broker did not acknowledge every order."""
 
 
 def publish_orders(bootstrap_servers: str, topic: str, orders: Iterable[ExpectedOrder]) -> int:

@@ -15,16 +15,13 @@ import httpx
 
 from gateway.settings import GatewaySettings
 from paynotify.broker import LocalBroker, answers, is_loopback
+from paynotify.errors import StackError
 from paynotify.topics import ensure_topics
 from sinks.schema import create_db_engine, upgrade
 from sinks.settings import SinkSettings
 from stream.records import ALL_TOPICS
 
 SERVICES = ("gateway", "stream", "sink")
-
-
-class StackError(RuntimeError):
-    """A part of the stack did not start."""
 
 
 @dataclass

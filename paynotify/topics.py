@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-
-class TopicError(RuntimeError):
-    """A topic exists with the wrong partition count, or could not be created."""
+from paynotify.errors import TopicError
 
 
 def ensure_topics(

@@ -20,8 +20,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
+from sinks.errors import DatabaseUnavailableError
 from sinks.metrics import SinkMetrics
 from sinks.schema import check_migrated
 from sinks.settings import SinkSettings
@@ -100,10 +100,10 @@ class KafkaSink:
             try:
                 check_migrated(self._engine)
                 return True
-            except DBAPIError as exc:
+            except DatabaseUnavailableError as exc:
                 log.warning(
                     "database unavailable at start; retrying",
-                    extra={"error": exc.__class__.__name__, "backoff_s": backoff},
+                    extra={"error": exc.error, "backoff_s": backoff},
                 )
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self._settings.max_backoff_s)
@@ -135,7 +135,7 @@ class KafkaSink:
             try:
                 result = write_records(self._engine, records)
                 break
-            except DBAPIError as exc:
+            except DatabaseUnavailableError as exc:
                 self.metrics.retries.inc()
                 if not paused:
                     paused = consumer.assignment()
@@ -143,7 +143,7 @@ class KafkaSink:
                     self.metrics.paused.set(1)
                 log.warning(
                     "database write failed; partitions paused, retrying",
-                    extra={"error": exc.__class__.__name__, "backoff_s": backoff},
+                    extra={"error": exc.error, "backoff_s": backoff},
                 )
                 late = self._wait(consumer, backoff, stop)
                 records.extend(r for r in (self._record(m) for m in late) if r is not None)

@@ -9,12 +9,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+from sinks.errors import DatabaseUnavailableError, SchemaError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class SchemaError(RuntimeError):
-    """The database is not at the migrations' head revision."""
 
 
 def create_db_engine(url: str) -> Engine:
@@ -88,9 +87,13 @@ def check_migrated(engine: Engine) -> None:
 
     Raises:
         SchemaError: the database is empty or behind.
+        DatabaseUnavailableError: the database cannot be reached.
     """
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as exc:
+        raise DatabaseUnavailableError(type(exc.orig or exc).__name__) from exc
     head = head_revision()
     if current != head:
         raise SchemaError(

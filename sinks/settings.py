@@ -11,9 +11,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-
-class SinkConfigError(ValueError):
-    """The configuration file's ``[database]``, ``[kafka]`` or ``[sink]`` section is invalid."""
+from sinks.errors import SinkConfigError
 
 
 @dataclass(frozen=True)

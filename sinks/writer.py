@@ -55,6 +55,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from sinks.errors import DatabaseUnavailableError
 from sinks.rows import anomalies, order_events, orders, refunds
 from stream.records import (
     ANOMALIES_TOPIC,
@@ -174,8 +175,15 @@ def write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
     """Write a batch in one transaction; isolate the records that make it fail.
 
     Raises:
-        sqlalchemy.exc.DBAPIError: the database is unreachable or refuses every write.
+        DatabaseUnavailableError: the database is unreachable or refuses every write.
     """
+    try:
+        return _write_records(engine, records)
+    except DBAPIError as exc:
+        raise DatabaseUnavailableError(type(exc.orig or exc).__name__) from exc
+
+
+def _write_records(engine: Engine, records: Sequence[Record]) -> BatchResult:
     try:
         with engine.begin() as conn:
             return write_batch(conn, records)

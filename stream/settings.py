@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-class StreamConfigError(ValueError):
-    """The configuration file's ``[kafka]`` or ``[stream]`` section is invalid."""
-
+from stream.errors import StreamConfigError
 
 ENGINES = ("quix", "faust")  # stream/engines/quix.py (default), stream/engines/faust.py
 DEFAULT_ENGINE = ENGINES[0]

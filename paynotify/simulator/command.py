@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.settings import GatewaySettings, config_path, load_settings, read_toml
+from paynotify.errors import SigningKeyError
 from paynotify.orders import publish_orders
 from paynotify.simulator import keys as signing
 from paynotify.simulator.plan import PROVIDERS, Options, Plan, plan
 from paynotify.simulator.progress import ProgressBar, planned_copies
 from paynotify.simulator.report import Report, format_summary
 from paynotify.simulator.runner import Target, expected_orders, now_iso, simulate
-from paynotify.simulator.signers import SigningKeyError
 from paynotify.simulator.verification import (
     Verification,
     count_paid_events,

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.accounts import AccountConfig, AlipayAccount, WechatPayAccount
+from paynotify.errors import SigningKeyError
 from paynotify.simulator.plan import PROVIDERS, Account
-from paynotify.simulator.signers import SigningKeyError, SigningKeys
+from paynotify.simulator.signers import SigningKeys
 
 RSA_PROVIDERS = frozenset({"alipay", "wechatpay"})
 DEFAULT_CURRENCY = {"wechatpay": "CNY", "stripe": "USD", "standardwebhooks": "EUR", "adyen": "EUR"}

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from paynotify.errors import PlanError
 from stream.records import CLOSED, CREATED, PAID, PARTIALLY_REFUNDED, REFUNDED
 
 PROVIDERS = ("alipay", "wechatpay", "stripe", "standardwebhooks", "adyen")
@@ -27,10 +28,6 @@ REFUND_DELAY = 600.0  # a refund comes 10 minutes after the payment
 OUT_OF_ORDER_DELAY = 120.0  # the payment that a refund or TRADE_FINISHED overtook
 TAMPER_LEAD = 10.0  # a tampered copy comes this long before the genuine one
 DUPLICATE_WINDOW = (30.0, 900.0)  # a provider's spontaneous redelivery, after the first
-
-
-class PlanError(ValueError):
-    """The options cannot make a plan (no account, a ratio out of range, ...)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from gateway.accounts import (
 from gateway.providers.adyen import SIGNED_FIELDS as ADYEN_SIGNED
 from gateway.providers.alipay import canonical_string
 from gateway.providers.wechatpay import message as wechat_message
+from paynotify.errors import SigningKeyError
 from paynotify.simulator import payloads
 from paynotify.simulator.plan import Message, PlannedOrder
 
@@ -76,10 +77,6 @@ class SigningKeys:
         if self.private_key is None:
             raise SigningKeyError(f"account {self.account.name!r} needs --signing-key")
         return self.private_key
-
-
-class SigningKeyError(ValueError):
-    """A signing key is missing, unreadable, or does not match the account's configured keys."""
 
 
 @cache

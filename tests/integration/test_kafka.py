@@ -10,7 +10,8 @@ from confluent_kafka.admin import AdminClient
 from gateway.errors import PublishError
 from gateway.publisher import KafkaPublisher
 from paynotify.broker import free_port
-from paynotify.topics import TopicError, ensure_topics
+from paynotify.errors import TopicError
+from paynotify.topics import ensure_topics
 from tests.support.partitions import java_partition
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from sinks.schema import SchemaError, check_migrated, head_revision, upgrade
+from sinks.errors import SchemaError
+from sinks.schema import check_migrated, head_revision, upgrade
 from tests.support import writer_cases
 
 pytestmark = pytest.mark.integration

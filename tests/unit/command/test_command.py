@@ -8,7 +8,8 @@ import pytest
 from gateway.settings import METRICS_DIR_ENV
 from paynotify.broker import KAFKA_PROJECT, is_loopback
 from paynotify.cli import build_parser, main, metrics_dir_for_workers
-from paynotify.stack import SERVICES, StackError, services_from
+from paynotify.errors import StackError
+from paynotify.stack import SERVICES, services_from
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sinks.settings import SinkConfigError, load_sink_settings
+from sinks.errors import SinkConfigError
+from sinks.settings import load_sink_settings
 
 
 def _config(tmp_path: Path, url: str) -> Path:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from sinks.consumer import KafkaSink
+from sinks.errors import SchemaError
 from sinks.rows import metadata
-from sinks.schema import SchemaError, check_migrated, create_db_engine, upgrade
+from sinks.schema import check_migrated, create_db_engine, upgrade
 from sinks.settings import SinkSettings
 from tests.support import writer_cases
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.settings import StreamConfigError, load_stream_settings
+from stream.errors import StreamConfigError
+from stream.settings import load_stream_settings
 
 
 def write(tmp_path: Path, stream: str) -> Path:

@@ -1,0 +1,47 @@
+"""The command line's own exceptions (the services' are ``gateway.errors.GatewayError``,
+``stream.errors.StreamError`` and ``sinks.errors.SinkError``; ``paynotify`` catches these four
+roots and prints one line). Messages never carry a secret.
+
+    PaynotifyError
+    ├── BrokerError         the local broker could not be built, started or reached
+    ├── TopicError          a topic has the wrong partition count, or could not be created
+    ├── StackError          a part of the stack did not start
+    ├── OrderPublishError   the broker did not acknowledge every order
+    └── SimulationError     ``paynotify simulate`` cannot run as asked
+        ├── PlanError       the options cannot make a plan (no account, a ratio out of range)
+        └── SigningKeyError a signing key is missing, unreadable, or not the account's
+"""
+
+from __future__ import annotations
+
+
+class PaynotifyError(Exception):
+    """Base of every error of the command line and its local stack."""
+
+
+class BrokerError(PaynotifyError):
+    """The local broker could not be built, started or reached."""
+
+
+class TopicError(PaynotifyError):
+    """A topic exists with the wrong partition count, or could not be created."""
+
+
+class StackError(PaynotifyError):
+    """A part of the stack did not start."""
+
+
+class OrderPublishError(PaynotifyError):
+    """The broker did not acknowledge every order."""
+
+
+class SimulationError(PaynotifyError):
+    """``paynotify simulate`` cannot run with these options or keys."""
+
+
+class PlanError(SimulationError, ValueError):
+    """The options cannot make a plan (no account, a ratio out of range, ...)."""
+
+
+class SigningKeyError(SimulationError, ValueError):
+    """A signing key is missing, unreadable, or does not match the account's configured keys."""
