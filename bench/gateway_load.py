@@ -6,9 +6,8 @@ acks=all) before the gateway answered ``success``. Reports accepted notification
 then p50/p99 latency with wrk throttled (Lua ``delay``) to about half of that, medians of
 ``--runs`` runs. Needs ``wrk`` (Debian package) and Java for the broker.
 
-By default the gateway is the real ``paynotify gateway`` command, with its JSON log line for every
-accepted notification written to a file; ``--app`` serves another ASGI factory through uvicorn
-with the same logging instead (for comparisons).
+The gateway is the real ``paynotify gateway`` command, with its JSON log line for every accepted
+notification written to a file.
 
     .venv/bin/python bench/gateway_load.py --workers 1 --runs 3
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -32,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers u
 
 from bench.stream_ceiling import cpu_seconds
 from paynotify.broker import LocalBroker, free_port
-from paynotify.cli import JSON_LOG_CONFIG
 from paynotify.topics import ensure_topics
 from tests.support import alipay as signer
 from tests.support.gateway_requests import wait_ready
@@ -127,25 +124,14 @@ def write_script(folder: Path, pause_ms: int) -> Path:
     return write_lua(bodies, pause_ms)
 
 
-def start_gateway(
-    config: Path, port: int, workers: int, app: str | None, log: Path
-) -> subprocess.Popen[bytes]:
-    """Start ``paynotify gateway`` (or uvicorn serving ``app``) and wait until /healthz answers.
+def start_gateway(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``paynotify gateway`` and wait until /readyz answers.
 
     Its log lines go to ``log``, as they would to a file or journald in production.
     """
-    env = {**os.environ, "PAYNOTIFY_CONFIG": str(config)}
-    if app is None:
-        command = [sys.executable, "-m", "paynotify.cli", "--config", str(config), "gateway"]
-    else:
-        log_config = config.with_name("log_config.json")
-        log_config.write_text(json.dumps(JSON_LOG_CONFIG), encoding="utf-8")
-        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--workers", str(workers)]
-        command += ["--no-access-log", "--log-config", str(log_config)]
-        command += ["--timeout-graceful-shutdown", "10"]
+    command = [sys.executable, "-m", "paynotify.cli", "--config", str(config), "gateway"]
     with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stderr=out)
+        process = subprocess.Popen(command, stderr=out)
     if not wait_ready(process, port):
         raise SystemExit(f"the gateway did not become ready: see {log}")
     return process
@@ -213,7 +199,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=20, help="seconds of load before measuring")
-    parser.add_argument("--app", help="serve this ASGI factory through uvicorn instead")
     parser.add_argument("--profile", help="write py-spy collapsed stacks of one full run here")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="paynotify-bench-gw-"))
@@ -225,7 +210,7 @@ def main() -> int:
         port = free_port()
         config = write_config(folder, broker.bootstrap_servers, port, args.workers)
         log = folder / "gateway.log"
-        gateway = start_gateway(config, port, args.workers, args.app, log)
+        gateway = start_gateway(config, port, log)
         url = f"http://127.0.0.1:{port}/notify/alipay/shop"
         full_script = write_script(folder, 0)
         wrk(url, full_script, args.connections, args.warmup)  # the broker's JIT compiles meanwhile
@@ -258,10 +243,7 @@ def report(
     def med(rows: list[dict[str, float]], name: str) -> float:
         return statistics.median(r[name] for r in rows)
 
-    print(
-        f"\n{args.app or 'paynotify gateway'}, {args.workers} worker(s), "
-        f"{args.runs} runs of {args.seconds} s"
-    )
+    print(f"\npaynotify gateway, {args.workers} worker(s), {args.runs} runs of {args.seconds} s")
     print("| load | accepted/s | non-2xx or errors | p50 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for name, rows in (

@@ -1,8 +1,10 @@
-"""The gateway as a plain ASGI application, without FastAPI's routing and middleware stack.
+"""The gateway: a plain ASGI application, the one ``paynotify gateway`` serves.
 
-Same contract as ``gateway.app.create_app`` (paths, answers, status codes, metrics, logs): it
-shares ``routes.accept`` and ``app.error_response`` and only replaces the dispatch, which the
-benchmark (docs/benchmarks.md, "Gateway") showed to cost most of a request's CPU time.
+It dispatches ``POST /notify/{provider}/{account}`` to ``routes.accept`` (answered as
+``answers.error_response`` says when refused) and the probes ``/healthz``, ``/readyz`` and
+``/metrics``; anything else, a wrong method on a known path included, is ``404``. There is no web
+framework's routing or middleware in between: the benchmark (docs/benchmarks.md, "Gateway")
+showed FastAPI's to cost about half of a request's CPU time.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from gateway.app import build_metrics, error_response, release_metrics, shared_metrics_dir
+from gateway.answers import error_response
 from gateway.errors import ClientDisconnectedError, GatewayError, NotFoundError
+from gateway.metrics import build_metrics, release_metrics, shared_metrics_dir
 from gateway.publisher import KafkaPublisher, Publisher
 from gateway.routes import accept, within
 from gateway.settings import GatewaySettings, config_path, load_settings
@@ -112,7 +115,7 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 
 def lean_app_from_config() -> LeanGateway:
-    """Build the lean gateway from ``PAYNOTIFY_CONFIG`` (for ``uvicorn --factory``).
+    """Build the gateway from ``PAYNOTIFY_CONFIG``: the factory uvicorn's worker processes import.
 
     Raises:
         ConfigError: no or an invalid configuration file.

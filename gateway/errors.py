@@ -1,4 +1,4 @@
-"""The gateway's exceptions. Every rejected request raises one of these; ``app.py`` alone maps
+"""The gateway's exceptions. Every rejected request raises one of these; ``answers.py`` alone maps
 them to HTTP answers. Messages never carry a secret or a request body.
 
     GatewayError

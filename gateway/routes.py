@@ -1,23 +1,21 @@
-"""HTTP routes: read the body within its limit, verify, publish, answer as the provider expects."""
+"""The notification route's core, free of any web framework: read the body within its limits,
+verify it, publish it, and answer as the provider expects (``gateway.asgi`` dispatches to it)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from gateway.accounts import AccountConfig
+from gateway.answers import success_response
 from gateway.errors import (
     BodyTooLargeError,
-    ClientDisconnectedError,
     GatewayError,
     MalformedBodyError,
     NotFoundError,
@@ -48,23 +46,6 @@ VERIFIERS: Mapping[str, Verifier] = {
 }
 
 log = logging.getLogger("paynotify.gateway")
-router = APIRouter()
-
-
-@router.post("/notify/{provider}/{account}")
-async def notify(provider: str, account: str, request: Request) -> Response:
-    """Verify one provider notification, publish it, and acknowledge it once it is durable."""
-    client = request.client.host if request.client else ""
-    chunks = within(_stream(request), request.app.state.settings.read_timeout_seconds)
-    return await accept(request.app.state, provider, account, request.headers, client, chunks)
-
-
-async def _stream(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise ClientDisconnectedError("client left before the body was complete") from None
 
 
 async def within(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
@@ -101,7 +82,8 @@ async def accept(
     malformed, so that no input earns a 5xx (publishing failures are already ``PublishError``).
 
     Raises:
-        GatewayError: any reason to refuse it (``app.py`` turns it into the failure answer).
+        GatewayError: any reason to refuse it (``answers.error_response`` turns it into the
+        failure answer).
     """
     try:
         notes = await _accept(state, provider, account, headers, client, chunks)
@@ -233,25 +215,3 @@ async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], li
             raise BodyTooLargeError("request body is too large")
         received.append(chunk)
     return b"".join(received)
-
-
-@functools.cache
-def success_response(provider: str) -> Response:
-    """Return the acknowledgement the provider's documentation requires (one shared instance per
-    provider: a response is only read when it is sent)."""
-    if provider == "alipay":
-        return PlainTextResponse("success")
-    if provider == "wechatpay":
-        return Response(status_code=204)
-    if provider == "adyen":
-        return PlainTextResponse("[accepted]")
-    return JSONResponse({"received": True})
-
-
-def failure_response(provider: str, status: int, message: str) -> Response:
-    """Return a failure in the provider's own form, so that it retries where it should."""
-    if provider == "alipay":
-        return PlainTextResponse("fail", status_code=status)
-    if provider == "wechatpay":
-        return JSONResponse({"code": "FAIL", "message": message}, status_code=status)
-    return JSONResponse({"error": message}, status_code=status)

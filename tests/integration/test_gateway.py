@@ -11,7 +11,6 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from gateway.app import create_app
 from gateway.records import NOTIFICATIONS_TOPIC, Notification
 from gateway.settings import METRICS_DIR_ENV
 from paynotify.broker import free_port
@@ -51,9 +50,9 @@ async def test_gateway_genuine_notification_of_every_provider_lands_on_its_key_p
     topic = prefix + NOTIFICATIONS_TOPIC
     ensure_topics(kafka_bootstrap, [topic], 8)
     settings = reqs.settings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
-    app = create_app(settings, clock=lambda: float(reqs.NOW))
+    app = reqs.build(settings)  # its own KafkaPublisher, on the real broker
     async with (
-        app.router.lifespan_context(app),
+        reqs.serving(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
     ):
         for provider in reqs.PROVIDERS:

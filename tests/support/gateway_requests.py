@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -24,7 +23,6 @@ from gateway.accounts import (
     StripeAccount,
     WechatPayAccount,
 )
-from gateway.app import create_app
 from gateway.asgi import LeanGateway
 from gateway.publisher import Publisher
 from gateway.settings import GatewaySettings, Network
@@ -111,14 +109,13 @@ def genuine(provider: str, out_trade_no: str, now: int = NOW) -> tuple[bytes, di
 PROVIDERS = ("alipay", "wechatpay", "stripe", "standardwebhooks", "adyen")
 
 
-def build(kind: str, settings: GatewaySettings, publisher: Publisher | None = None) -> Any:
-    """Build the FastAPI (``fastapi``) or the plain ASGI (``lean``) gateway, clock at NOW."""
-    factory = create_app if kind == "fastapi" else LeanGateway
-    return factory(settings, publisher=publisher, clock=lambda: float(NOW))
+def build(settings: GatewaySettings, publisher: Publisher | None = None) -> LeanGateway:
+    """Build the gateway ``paynotify gateway`` serves, its clock at NOW."""
+    return LeanGateway(settings, publisher=publisher, clock=lambda: float(NOW))
 
 
 @asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[None]:
+async def serving(app: LeanGateway) -> AsyncIterator[None]:
     """Run the app's ASGI lifespan (publisher start, then close) around the block."""
     inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
@@ -132,9 +129,6 @@ async def serving(app: Any) -> AsyncIterator[None]:
         await inbox.put({"type": "lifespan.shutdown"})
         assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
         await task
-
-
-APPS = ("fastapi", "lean")
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, seconds: float = 60) -> bool:

@@ -38,7 +38,7 @@ def small_plan(orders: int = 40, **options: float) -> Plan:
 
 
 async def run_in_memory(the_plan: Plan, publisher: MemoryPublisher) -> Report:
-    app = reqs.build("lean", reqs.settings(), publisher)
+    app = reqs.build(reqs.settings(), publisher)
     async with reqs.serving(app):
         return await simulate(
             the_plan,

@@ -1,3 +1,5 @@
+"""The served gateway with one Alipay account: answers, publishing, probes and metrics."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -6,11 +8,12 @@ import httpx
 import pytest
 
 from gateway.accounts import AlipayAccount
-from gateway.app import create_app
+from gateway.asgi import LeanGateway
 from gateway.publisher import MemoryPublisher
 from gateway.records import NOTIFICATIONS_TOPIC, Notification
 from gateway.settings import GatewaySettings
 from tests.support import alipay as signer
+from tests.support import gateway_requests as reqs
 
 FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
 URL = "/notify/alipay/shop"
@@ -39,10 +42,10 @@ def publisher() -> MemoryPublisher:
 
 @pytest.fixture
 async def client(publisher: MemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings(max_body_bytes=4096), publisher=publisher, clock=lambda: 1.8e9)
+    app = LeanGateway(settings(max_body_bytes=4096), publisher=publisher, clock=lambda: 1.8e9)
     transport = httpx.ASGITransport(app=app)
     async with (
-        app.router.lifespan_context(app),
+        reqs.serving(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw") as test_client,
     ):
         yield test_client

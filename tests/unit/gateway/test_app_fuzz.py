@@ -21,9 +21,9 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_si
 
 
 class Gateway:
-    def __init__(self, kind: str) -> None:
+    def __init__(self) -> None:
         self.publisher = MemoryPublisher()
-        app = reqs.build(kind, reqs.settings(max_body_bytes=LIMIT), self.publisher)
+        app = reqs.build(reqs.settings(max_body_bytes=LIMIT), self.publisher)
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gw"
@@ -34,9 +34,9 @@ class Gateway:
         return self.loop.run_until_complete(self.client.post(path, content=body, headers=headers))
 
 
-@pytest.fixture(scope="module", params=reqs.APPS)
-def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    gw = Gateway(str(request.param))
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    gw = Gateway()
     yield gw
     gw.loop.run_until_complete(gw.client.aclose())
     gw.loop.close()

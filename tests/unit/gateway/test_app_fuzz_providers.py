@@ -60,7 +60,7 @@ class Gateway:
     def __init__(self) -> None:
         self.defects = Defects()
         self.publisher = MemoryPublisher()
-        app = reqs.build("lean", reqs.settings(), self.publisher)
+        app = reqs.build(reqs.settings(), self.publisher)
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gw"

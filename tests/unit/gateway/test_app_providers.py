@@ -27,15 +27,10 @@ def publisher() -> MemoryPublisher:
     return MemoryPublisher()
 
 
-@pytest.fixture(params=reqs.APPS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def _client(
-    kind: str, publisher: MemoryPublisher, settings: GatewaySettings
+    publisher: MemoryPublisher, settings: GatewaySettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = reqs.build(kind, settings, publisher)
+    app = reqs.build(settings, publisher)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
     async with (
         reqs.serving(app),
@@ -45,8 +40,8 @@ async def _client(
 
 
 @pytest.fixture
-async def client(kind: str, publisher: MemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(kind, publisher, reqs.settings()):
+async def client(publisher: MemoryPublisher) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in _client(publisher, reqs.settings()):
         yield c
 
 
@@ -116,10 +111,10 @@ async def test_notify_failures_counted_by_reason(client: httpx.AsyncClient) -> N
 
 @pytest.mark.parametrize(("cidr", "status"), [("10.1.0.0/16", 200), ("192.0.2.0/24", 403)])
 async def test_notify_source_allowlist_admits_only_listed_networks(
-    kind: str, publisher: MemoryPublisher, cidr: str, status: int
+    publisher: MemoryPublisher, cidr: str, status: int
 ) -> None:
     allow = {("stripe", "shop"): reqs.networks(cidr)}
-    async for client in _client(kind, publisher, reqs.settings(source_networks=allow)):
+    async for client in _client(publisher, reqs.settings(source_networks=allow)):
         body, headers = reqs.genuine("stripe", "st-ip")
         response = await client.post("/notify/stripe/shop", content=body, headers=headers)
         assert response.status_code == status
@@ -145,11 +140,16 @@ async def test_notify_log_lines_carry_ids_and_no_body_or_secret(
     ("method", "path", "status"),
     [
         ("GET", "/healthz", 200),
+        ("HEAD", "/healthz", 200),
         ("GET", "/readyz", 200),
         ("POST", "/notify/alipay", 404),
         ("POST", "/notify/alipay/shop/extra", 404),
         ("POST", "/notify/paypal/shop", 404),
         ("GET", "/nowhere", 404),
+        # A wrong method on a known path is not found either (no 405 and no Allow header).
+        ("GET", "/notify/alipay/shop", 404),
+        ("POST", "/healthz", 404),
+        ("PUT", "/metrics", 404),
     ],
 )
 async def test_paths_answer_as_the_contract_says(

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client import values
 
-from gateway.app import shared_metrics_dir
+from gateway.metrics import shared_metrics_dir
 from gateway.publisher import MemoryPublisher
 from gateway.settings import METRICS_DIR_ENV
 from tests.support import gateway_requests as reqs
@@ -44,11 +44,6 @@ def become(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable
         value_class.close_all_files()
 
 
-@pytest.fixture(params=reqs.APPS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 async def _post(app: Any, *order_ids: str) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
@@ -69,13 +64,13 @@ async def _scrape(app: Any) -> str:
 
 
 async def test_metrics_of_two_workers_sum_both_counters(
-    become: Callable[[int], None], kind: str, tmp_path: Path
+    become: Callable[[int], None], tmp_path: Path
 ) -> None:
     apps = []
     async with AsyncExitStack() as stack:
         for pid, orders in ((1001, ("w1-a",)), (1002, ("w2-a", "w2-b"))):
             become(pid)
-            app = reqs.build(kind, TWO_WORKERS, MemoryPublisher())
+            app = reqs.build(TWO_WORKERS, MemoryPublisher())
             await stack.enter_async_context(reqs.serving(app))
             await _post(app, *orders)
             apps.append(app)
@@ -88,13 +83,13 @@ async def test_metrics_of_two_workers_sum_both_counters(
 
 
 async def test_in_flight_sums_live_workers_and_forgets_a_stopped_one(
-    become: Callable[[int], None], kind: str
+    become: Callable[[int], None],
 ) -> None:
     become(1001)
-    staying = reqs.build(kind, TWO_WORKERS, MemoryPublisher())
+    staying = reqs.build(TWO_WORKERS, MemoryPublisher())
     staying.state.metrics.in_flight.inc()
     become(os.getpid())  # the stopping worker's lifespan marks this process dead
-    stopping = reqs.build(kind, TWO_WORKERS, MemoryPublisher())
+    stopping = reqs.build(TWO_WORKERS, MemoryPublisher())
     async with reqs.serving(stopping):
         stopping.state.metrics.in_flight.inc(2)
         assert "paynotify_gateway_in_flight 3.0" in await _scrape(staying)
@@ -109,5 +104,5 @@ def test_one_worker_keeps_its_metrics_in_the_process(
     assert shared_metrics_dir(TWO_WORKERS) == str(tmp_path)
     monkeypatch.delenv(METRICS_DIR_ENV)
     assert shared_metrics_dir(TWO_WORKERS) is None
-    app = reqs.build("lean", reqs.settings(), MemoryPublisher())
+    app = reqs.build(reqs.settings(), MemoryPublisher())
     assert app.state.metrics.multiprocess_dir is None
