@@ -32,7 +32,7 @@ def build_metrics(multiprocess_dir: str | None = None) -> Metrics:
     registry = CollectorRegistry()
     own: CollectorRegistry | None = registry
     if multiprocess_dir:
-        MultiProcessCollector(registry, path=multiprocess_dir)
+        MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         own = None
     return Metrics(
         registry=registry,
@@ -83,4 +83,4 @@ def release_metrics(metrics: Metrics) -> None:
     Its counters and histogram stay in the folder: totals must not go down when a worker exits.
     """
     if metrics.multiprocess_dir:
-        mark_process_dead(os.getpid(), metrics.multiprocess_dir)
+        mark_process_dead(os.getpid(), metrics.multiprocess_dir)  # type: ignore[no-untyped-call]

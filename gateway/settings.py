@@ -246,9 +246,9 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             timestamp_tolerance_seconds=section.timestamp_tolerance_seconds,
         )
     if section.provider == "adyen":
-        keys = _secrets(section.hmac_keys, base, where)
-        _check_each(keys, _is_hex, where, "hmac_keys must be hex")
-        _check_material(keys, adyen.hex_key, where, "hmac_keys")
+        hmac_keys = _secrets(section.hmac_keys, base, where)
+        _check_each(hmac_keys, _is_hex, where, "hmac_keys must be hex")
+        _check_material(hmac_keys, adyen.hex_key, where, "hmac_keys")
         if not section.merchant_account_codes:
             log.warning(
                 "adyen account has no merchant_account_codes: items of any merchant account "
@@ -257,7 +257,7 @@ def build_account(section: AccountSection, base: Path) -> AccountConfig:
             )
         return AdyenAccount(
             name=section.name,
-            hmac_keys=keys,
+            hmac_keys=hmac_keys,
             merchant_account_codes=frozenset(section.merchant_account_codes),
         )
     secrets = _secrets(section.signing_secrets, base, where)

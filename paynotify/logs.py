@@ -137,7 +137,7 @@ def setup_logging(level: str = "INFO") -> None:
     """Send every log line to stderr as JSON."""
     # The JSON line carries none of the caller's frame, thread or process: skip collecting them
     # (the "Optimization" section of the logging HOWTO).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for previous in root.handlers:

@@ -88,10 +88,11 @@ class KafkaSink:
         A batch never waits to fill up: at a low rate a record is written as soon as it comes,
         and under load the fetched backlog makes the batches large by itself.
         """
-        first = consumer.consume(1, timeout=self._settings.flush_interval_s)
+        first: list[Message] = consumer.consume(1, timeout=self._settings.flush_interval_s)
         if not first or self._settings.batch_size == 1:
             return first
-        return first + consumer.consume(self._settings.batch_size - 1, timeout=0)
+        rest: list[Message] = consumer.consume(self._settings.batch_size - 1, timeout=0)
+        return first + rest
 
     def _wait_for_schema(self, stop: threading.Event) -> bool:
         """Wait for the database (down at start is not a crash); refuse an unmigrated one."""

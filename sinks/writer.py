@@ -115,7 +115,7 @@ class BatchResult:
 
     def add(self, other: BatchResult) -> None:
         """Add another batch's counts to these."""
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 

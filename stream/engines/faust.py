@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import shutil
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,13 @@ def create_app(
                     await worker.handle(event.message, event.value)
 
     @app.on_partitions_revoked.connect
-    async def forget_schedule(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+    async def forget_schedule(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         worker.schedule.forget()
 
-    @app.timer(settings.tick_interval_s)
     async def clock() -> None:
         await worker.send_ticks(datetime.now(UTC))
+
+    app.timer(settings.tick_interval_s)(clock)
 
     app.paynotify_agent = orders_agent  # type: ignore[attr-defined]
     app.paynotify_table = worker.table  # type: ignore[attr-defined]
@@ -106,13 +108,13 @@ class StreamWorker:
         self.app, self.settings = app, settings
         self.notifications = settings.topic(NOTIFICATIONS_TOPIC)
         self.ticks_name = settings.topic(TICKS_TOPIC)
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.inputs = app.topic(
             settings.topic(ORDERS_TOPIC),
             self.notifications,
             self.ticks_name,
             partitions=settings.partitions,
-            **raw,
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self.table = app.Table(TABLES[0], partitions=settings.partitions, key_type=str)
         self.due = app.Table(TABLES[1], partitions=settings.partitions, key_type=str)
@@ -153,10 +155,11 @@ class StreamWorker:
         if at is None:
             self.due.pop(key, None)
             return
-        entry = {"p": partition, "at": at.astimezone(UTC).isoformat(timespec="microseconds")}
+        when = at.astimezone(UTC).isoformat(timespec="microseconds")
+        entry = {"p": partition, "at": when}
         if self.due.get(key) != entry:
             self.due[key] = entry
-            self.schedule.add(partition, key, entry["at"])
+            self.schedule.add(partition, key, when)
 
     async def on_tick(self, message: Any, tick: Tick) -> None:
         """Apply a tick to every order of this partition that is due."""
@@ -200,7 +203,7 @@ class EventSender:
     def __init__(self, app: faust.App, settings: StreamSettings) -> None:
         self.app, self.settings = app, settings
         self.exactly_once = settings.processing_guarantee == "exactly_once"
-        self.pending: list[asyncio.Future[Any]] = []
+        self.pending: list[Awaitable[Any]] = []
 
     def transactional_id(self, message: Any) -> str:
         """Return the id of the transaction the input ``message`` belongs to."""

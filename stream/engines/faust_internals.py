@@ -229,9 +229,9 @@ def install_safe_seek(app: faust.App) -> None:
     Nothing is delivered after this seek until faust resumes the flow, after emptying the queues.
     """
     transport = app.transport
-    base: Any = transport.Consumer  # type: ignore[attr-defined]
+    base: Any = transport.Consumer
 
-    class SafeSeekConsumer(base):  # type: ignore[misc, valid-type]
+    class SafeSeekConsumer(base):  # type: ignore[misc]
         _idle: asyncio.Event | None = None  # set while no fetched batch is being delivered
         _drain_task: asyncio.Task[Any] | None = None
 
@@ -257,7 +257,7 @@ def install_safe_seek(app: faust.App) -> None:
                 self._idle.set()
             return self._idle
 
-    transport.Consumer = SafeSeekConsumer  # type: ignore[attr-defined]
+    transport.Consumer = SafeSeekConsumer  # type: ignore[misc]
 
 
 class StableHighwaterThread(AIOKafkaConsumerThread):
@@ -272,13 +272,13 @@ class StableHighwaterThread(AIOKafkaConsumerThread):
 def install_stable_highwaters(app: faust.App) -> None:
     """Make the app's consumer use :class:`StableHighwaterThread`."""
     transport = app.transport
-    base: Any = transport.Consumer  # type: ignore[attr-defined]
+    base: Any = transport.Consumer
 
-    class StableHighwaterConsumer(base):  # type: ignore[misc, valid-type]
+    class StableHighwaterConsumer(base):  # type: ignore[misc]
         def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
             return StableHighwaterThread(self, loop=self.loop, beacon=self.beacon)
 
-    transport.Consumer = StableHighwaterConsumer  # type: ignore[attr-defined]
+    transport.Consumer = StableHighwaterConsumer  # type: ignore[misc]
 
 
 def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -> CommitGate:
@@ -297,10 +297,10 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
     """
     gate = CommitGate()
     transport = app.transport
-    base: Any = transport.TransactionManager  # type: ignore[attr-defined]
-    consumer_base: Any = transport.Consumer  # type: ignore[attr-defined]
+    base: Any = transport.TransactionManager
+    consumer_base: Any = transport.Consumer
 
-    class GatedConsumer(consumer_base):  # type: ignore[misc, valid-type]
+    class GatedConsumer(consumer_base):  # type: ignore[misc]
         async def on_partitions_revoked(self, revoked: Any) -> None:
             gate.paused = True
             async with gate:  # the event being applied, if any, is finished
@@ -316,7 +316,7 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
             await super().perform_seek()
             gate.paused = False
 
-    class GatedTransactionManager(base):  # type: ignore[misc, valid-type]
+    class GatedTransactionManager(base):  # type: ignore[misc]
         async def commit(
             self, offsets: Mapping[Any, int], start_new_transaction: bool = True
         ) -> bool:
@@ -332,8 +332,8 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
             await settle()
             return await commit_all(self.app, self.producer, offsets, start_new_transaction)
 
-    transport.TransactionManager = GatedTransactionManager  # type: ignore[attr-defined]
-    transport.Consumer = GatedConsumer  # type: ignore[attr-defined]
+    transport.TransactionManager = GatedTransactionManager  # type: ignore[misc]
+    transport.Consumer = GatedConsumer  # type: ignore[misc]
     return gate
 
 
