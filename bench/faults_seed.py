@@ -34,13 +34,13 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from bench.peers.seed_gin import SeedPeer
 from gateway.settings import load_settings
 from paynotify.simulator import keys as signing
 from paynotify.simulator.plan import Plan, plan
 from paynotify.simulator.runner import Target, simulate
 from paynotify.simulator.signers import SigningKeys, prepare
 from tests.support.faults import mix
+from tests.support.seed_peer.gin import SeedPeer
 from tests.support.stack import write_providers_config
 
 FAULTS = (

@@ -7,8 +7,8 @@ same machine, one system at a time:
 1. end to end: notifications at a fixed ``--rate`` from Python; the time from sending each one
    to its order being visible as paid in the system's PostgreSQL (polled every 10 ms);
 2. correctness under faults: concurrent duplicate bursts, a forged flood, a forged copy and a
-   genuinely signed TRADE_CLOSED for the wrong amount (``bench.peers.seed_scenarios``), counting
-   lost, duplicated and unearned effects;
+   genuinely signed TRADE_CLOSED for the wrong amount (``tests.support.seed_peer.scenarios``),
+   counting lost, duplicated and unearned effects;
 3. full load: wrk replays all-unique and 30%-duplicate loads, ``--runs`` times each; only the
    system's own success answer (paynotify ``success``, seed ``SUCCESS``) counts as acknowledged.
 
@@ -36,15 +36,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/ and tests/support
 
 from bench.gateway_load import THREADS, write_bodies, write_lua, wrk
-from bench.peers import seed_scenarios as scenarios
 from bench.peers.paynotify_stack import PaynotifyPeer
-from bench.peers.seed_gin import SeedPeer
 from bench.side_by_side_load import AMOUNT_MINOR, Load, fixed_rate, make_loads, sign_all
 from bench.side_by_side_plots import plot_all
 from gateway.records import NOTIFICATIONS_TOPIC
 from tests.support import alipay as signer
 from tests.support.kafka_checks import committed, end_offsets
 from tests.support.keys import write_public_pem
+from tests.support.seed_peer import scenarios
+from tests.support.seed_peer.gin import SeedPeer
 
 Peer = PaynotifyPeer | SeedPeer
 

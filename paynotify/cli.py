@@ -38,7 +38,7 @@ from sinks.schema import create_db_engine, upgrade
 from sinks.settings import load_sink_settings
 from stream.errors import StreamError
 from stream.records import ALL_TOPICS, ORDERS_TOPIC, ExpectedOrder
-from stream.settings import StreamSettings, load_stream_settings
+from stream.settings import load_stream_settings
 
 DEMO_DIR = Path("var/demo")
 EXPECTED = (GatewayError, StreamError, SinkError, PaynotifyError)  # one line, exit status 2
@@ -150,30 +150,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 )
 
         return run(settings)
+    from stream.engines.faust import run as run_faust
+
     return run_faust(settings)
-
-
-def run_faust(settings: StreamSettings) -> int:
-    import faust
-
-    from stream.engines.faust import (
-        create_app,
-        ensure_changelogs,
-        mark_clean_stop,
-        prepare_data_dir,
-    )
-
-    prepare_data_dir(settings)
-    ensure_changelogs(settings)
-    worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        if exc.code in (0, None):
-            mark_clean_stop(settings)
-        raise
-    mark_clean_stop(settings)
-    return 0
 
 
 def cmd_sink(args: argparse.Namespace) -> int:

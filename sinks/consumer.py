@@ -21,11 +21,12 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from sqlalchemy import Engine
 
+from sinks.batch import SINK_TOPICS, BatchResult, Record
 from sinks.errors import DatabaseUnavailableError
 from sinks.metrics import SinkMetrics
 from sinks.schema import check_migrated
 from sinks.settings import SinkSettings
-from sinks.writer import SINK_TOPICS, BatchResult, Record, write_records
+from sinks.writer import write_records
 
 log = logging.getLogger("paynotify.sink")
 

@@ -7,7 +7,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from sinks.writer import BatchResult
+from sinks.batch import BatchResult
 
 ROWS = {"events_new": "order_events", "orders": "orders", "anomalies": "anomalies"}
 ANOMALIES = ("anomalies", "undecodable_record", "unapplicable")

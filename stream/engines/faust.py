@@ -283,3 +283,19 @@ def prepare_data_dir(settings: StreamSettings) -> bool:
 def mark_clean_stop(settings: StreamSettings) -> None:
     """Record that the worker stopped cleanly, so its local state can be trusted next time."""
     (Path(settings.data_dir) / CLEAN_STOP_MARKER).touch()
+
+
+def run(settings: StreamSettings) -> int:
+    """Run a faust worker until it is told to stop; a clean stop is remembered for the next
+    start (``prepare_data_dir``)."""
+    prepare_data_dir(settings)
+    ensure_changelogs(settings)
+    worker = faust.Worker(create_app(settings), loglevel="INFO", quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            mark_clean_stop(settings)
+        raise
+    mark_clean_stop(settings)
+    return 0

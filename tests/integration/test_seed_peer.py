@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from bench.peers import seed_scenarios as scenarios
-from bench.peers.seed_gin import SeedPeer
-from bench.peers.seed_scenarios import generate_key
 from paynotify.demo import write_key_pair
+from tests.support.seed_peer import scenarios
+from tests.support.seed_peer.gin import SeedPeer
+from tests.support.seed_peer.scenarios import generate_key
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ class Counts(Protocol):
 
 
 if TYPE_CHECKING:
-    from bench.peers.seed_gin import SeedPeer
+    from tests.support.seed_peer.gin import SeedPeer
 
 
 class Peer(Protocol):

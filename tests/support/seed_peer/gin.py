@@ -1,15 +1,15 @@
 """Run the seed article's Go handler (``bench/peers/seed-gin``) as a peer to measure.
 
 ``SeedPeer`` builds the Go binary (cached under ``$PAYNOTIFY_CACHE``, keyed by the sources; Go
-itself is fetched by ``bench.peers.go_toolchain`` when no new enough one is installed), starts
+itself is fetched by ``go_toolchain`` when no new enough one is installed), starts
 a private Redis (Debian's ``redis-server``, persistence off) and a private PostgreSQL
 (``tests.support.postgres.LocalPostgres``), creates the ``orders`` and ``payment_effects`` tables
 and serves the handler on a free port. Its hooks inject faults: ``kill_server`` (kill -9),
 ``serve`` (restart, optionally with a slow database), ``stop_redis``/``start_redis`` and
 ``stop_postgres``/``start_postgres``.
 
-``python -m bench.peers.seed_gin`` runs the scenarios of ``bench.peers.seed_scenarios`` against
-it and prints what the seed answered, paid, lost and duplicated.
+``python -m tests.support.seed_peer.gin`` runs the scenarios of ``scenarios`` against it and
+prints what the seed answered, paid, lost and duplicated.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from types import TracebackType
 
 import psycopg
 
-from bench.peers.go_toolchain import ToolchainUnavailable, ensure_go, log
 from paynotify.broker import cache_dir, free_port
 from tests.support.apt import AptUnavailable, apt_install
 from tests.support.postgres import LocalPostgres
+from tests.support.seed_peer.go_toolchain import ToolchainUnavailable, ensure_go, log
 
-SOURCES = Path(__file__).resolve().parent / "seed-gin"
+SOURCES = Path(__file__).resolve().parents[3] / "bench" / "peers" / "seed-gin"
 NOTIFY_PATH = "/notify/alipay"
 SCHEMA = """
 CREATE TABLE orders (
@@ -299,9 +299,9 @@ class SeedPeer:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario against a fresh peer and print the measurements."""
-    from bench.peers import seed_scenarios
-    from bench.peers.seed_scenarios import generate_key
     from paynotify.demo import write_key_pair
+    from tests.support.seed_peer import scenarios as seed_scenarios
+    from tests.support.seed_peer.scenarios import generate_key
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--flood-orders", type=int, default=20, help="orders under forged flood")
