@@ -132,7 +132,8 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
     fresh = [batch.events[i] for i in sorted(new)]
     record_payments(conn, fresh, batch)
     record_refunds(conn, fresh, batch)
-    settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders))
+    refunded = {e.out_trade_no for e, _ in fresh if isinstance(e, OrderRefunded)}
+    settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders), refunded)
     result.anomalies += record_anomalies(conn, batch.anomalies)
     return result
 
@@ -297,13 +298,44 @@ def _refund_anomaly(batch: Batch, reason: str, event: OrderRefunded, source: str
     _not_applied(batch, reason, event, source, detail)
 
 
-def settle_orders(conn: Connection, touched: set[str]) -> None:
+def settle_orders(conn: Connection, touched: set[str], refunded: set[str]) -> None:
     """Bring the touched orders' rows to what their recorded events say.
 
     Status and version come from the highest-version event, only when it is higher than the
     row's; ``refunded_minor`` is the largest refunded total of the order's refunds (never lower
-    than it was); a close fills in ``closed_event_id`` and ``closed_at`` once.
+    than it was; ``refunded``: the orders with new refunds); a close fills in
+    ``closed_event_id`` and ``closed_at`` once. One grouped query finds the rows that are
+    behind: usually none, as a payment's upsert already applied its own version.
     """
+    for chunk in chunks(sorted(touched)):
+        state = (
+            select(
+                orders.c.out_trade_no,
+                orders.c.version,
+                orders.c.closed_event_id,
+                func.max(order_events.c.version),
+                func.min(case((order_events.c.type == "order.closed", order_events.c.event_id))),
+            )
+            .join(order_events, order_events.c.out_trade_no == orders.c.out_trade_no)
+            .where(among(conn, orders.c.out_trade_no, chunk))
+            .group_by(orders.c.out_trade_no, orders.c.version, orders.c.closed_event_id)
+        )
+        behind = set(refunded.intersection(chunk))
+        for out_trade_no, version, closed_id, latest, close_id in conn.execute(state).all():
+            if latest is not None and latest > version:
+                behind.add(out_trade_no)
+            if closed_id is None and close_id is not None:
+                conn.execute(
+                    update(orders)
+                    .where(orders.c.out_trade_no == out_trade_no)
+                    .values(closed_event_id=close_id, closed_at=_closed_at(conn, close_id))
+                )
+        if behind:
+            _catch_up(conn, sorted(behind))
+
+
+def _catch_up(conn: Connection, numbers: Sequence[str]) -> None:
+    """Set status, version and refunded total of these orders from their recorded events."""
     event, refund = order_events.alias("e"), refunds.alias("r")
     own = event.c.out_trade_no == orders.c.out_trade_no
     latest = select(func.max(event.c.version)).where(own).scalar_subquery()
@@ -321,33 +353,16 @@ def settle_orders(conn: Connection, touched: set[str]) -> None:
     )
     newer = func.coalesce(latest, 0) > orders.c.version
     more = total > orders.c.refunded_minor
-    for chunk in chunks(sorted(touched)):
-        conn.execute(
-            update(orders)
-            .where(among(conn, orders.c.out_trade_no, chunk), or_(newer, more))
-            .values(
-                status=case((newer, status), else_=orders.c.status),
-                version=case((newer, latest), else_=orders.c.version),
-                refunded_minor=case((more, total), else_=orders.c.refunded_minor),
-                updated_at=func.now(),
-            )
+    conn.execute(
+        update(orders)
+        .where(among(conn, orders.c.out_trade_no, numbers), or_(newer, more))
+        .values(
+            status=case((newer, status), else_=orders.c.status),
+            version=case((newer, latest), else_=orders.c.version),
+            refunded_minor=case((more, total), else_=orders.c.refunded_minor),
+            updated_at=func.now(),
         )
-        closes = (
-            select(orders.c.out_trade_no, func.min(order_events.c.event_id))
-            .join(order_events, order_events.c.out_trade_no == orders.c.out_trade_no)
-            .where(
-                among(conn, orders.c.out_trade_no, chunk),
-                orders.c.closed_event_id.is_(None),
-                order_events.c.type == "order.closed",
-            )
-            .group_by(orders.c.out_trade_no)
-        )
-        for out_trade_no, close_id in conn.execute(closes).all():
-            conn.execute(
-                update(orders)
-                .where(orders.c.out_trade_no == out_trade_no)
-                .values(closed_event_id=close_id, closed_at=_closed_at(conn, close_id))
-            )
+    )
 
 
 def _closed_at(conn: Connection, close_id: str) -> str | None:
