@@ -16,11 +16,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from gateway.accounts import AdyenAccount
 from gateway.errors import AccountMismatchError, MalformedBodyError, SignatureError
 from gateway.providers import fields
+from gateway.providers.keys import Secret
+from gateway.providers.provider import Account
 from gateway.records import Notification, encode_raw_body
 
 SIGNED_FIELDS = (
@@ -43,6 +44,14 @@ FORMATS: Mapping[str, re.Pattern[str]] = {
     "currency": re.compile(r"[A-Z]{3}"),
     "success": re.compile(r"true|false"),
 }
+
+
+class AdyenAccount(Account):
+    """An Adyen webhook: its HMAC keys (hex) and the merchant accounts whose items it takes."""
+
+    provider: Literal["adyen"] = "adyen"
+    hmac_keys: tuple[Secret, ...] = ()
+    merchant_account_codes: frozenset[str] = frozenset()  # empty: any (warned at start-up)
 
 
 def verify(

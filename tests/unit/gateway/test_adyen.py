@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from gateway.accounts import AdyenAccount
 from gateway.errors import ContentTypeError, MalformedBodyError, SignatureError
 from gateway.providers import adyen
+from gateway.providers.adyen import AdyenAccount
 from tests.support import adyen_signer as signer
 from tests.support import vectors
 
