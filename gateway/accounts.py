@@ -14,32 +14,11 @@ import operator
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
+from pydantic import Field, TypeAdapter
 
 from gateway.providers import adyen, alipay, standardwebhooks, stripe, wechatpay
-from gateway.providers.keys import Loader, check_material, loader
-from gateway.providers.provider import Account, Provider, log, text_answer
-
-
-# Adyen, until its own module holds all of it (its checks and answer are still kept here).
-class _AdyenAccount(adyen.AdyenAccount):
-    @model_validator(mode="after")
-    def _complete(self, info: ValidationInfo) -> _AdyenAccount:
-        self.require_some(self.hmac_keys, "secrets")
-        keys = [adyen.hex_key(k.get_secret_value()) for k in self.hmac_keys]
-        if not all(keys):
-            raise self.refuse("hmac_keys must be hex")
-        check_material(self, keys, "hmac_keys")
-        if not self.merchant_account_codes and loader(info) is not None:  # loaded from a file
-            log.warning(
-                "adyen account has no merchant_account_codes: items of any merchant account "
-                "are accepted",
-                extra={"account": self.name},
-            )
-        return self
-
-
-_ADYEN = Provider(account=_AdyenAccount, verify=adyen.verify, success=text_answer("[accepted]"))
+from gateway.providers.keys import Loader
+from gateway.providers.provider import Account, Provider
 
 PROVIDERS: Mapping[str, Provider] = {
     p.name: p
@@ -48,7 +27,7 @@ PROVIDERS: Mapping[str, Provider] = {
         wechatpay.PROVIDER,
         stripe.PROVIDER,
         standardwebhooks.PROVIDER,
-        _ADYEN,
+        adyen.PROVIDER,
     )
 }
 
