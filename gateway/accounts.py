@@ -58,4 +58,4 @@ def parse_account(table: Mapping[str, Any], loader: Loader) -> Account:
         # Another provider's setting is ignored, as it was when every account shared one model.
         foreign = _ANY - _OWN[provider]
         table = {key: value for key, value in table.items() if key not in foreign}
-    return _ACCOUNTS.validate_python(table, context={"loader": loader})
+    return _ACCOUNTS.validate_python(table, by_name=False, context={"loader": loader})

@@ -106,6 +106,7 @@ ALIPAY = '[[accounts]]\nname = "x"\nprovider = "alipay"\n'
         ('[[accounts]]\nname = "x"\nprovider = "paypal"\n', "provider"),
         (ALIPAY + 'alipay_public_keys = ["keys/alipay_public.pem"]\n', "app_id"),
         (ALIPAY + 'app_id = "1"\nalipay_public_keys = ["nope"]\n', "PEM"),
+        (ALIPAY + 'app_id = "1"\npublic_keys = ["keys/alipay_public.pem"]\n', "public_keys"),
         ("not toml [", "TOML"),
     ],
 )
