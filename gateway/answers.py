@@ -1,13 +1,15 @@
-"""What the gateway answers: each provider's success and failure forms, and the one place where
-a ``GatewayError`` becomes an HTTP status (counted in the metrics and logged on the way)."""
+"""What the gateway answers: the one place where a ``GatewayError`` becomes an HTTP status (counted
+in the metrics and logged on the way), sent in the provider's own success or failure form (its
+``Provider.success`` and ``Provider.failure``)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import Response
 
+from gateway.accounts import PROVIDERS
 from gateway.errors import (
     AccountMismatchError,
     BodyTooLargeError,
@@ -17,12 +19,12 @@ from gateway.errors import (
     NotFoundError,
     PublishError,
     RequestTimeoutError,
-    SignatureError,
     SourceAddressError,
     UnhandledEventError,
     VerificationError,
 )
 from gateway.metrics import Metrics
+from gateway.providers.provider import RECEIVED, Answer, json_failure
 
 log = logging.getLogger("paynotify.gateway")
 
@@ -65,9 +67,7 @@ def error_response(metrics: Metrics, provider: str, account: str, exc: GatewayEr
         "notification rejected",
         extra={"provider": provider, "account": account, "status": status, "reason": exc.reason},
     )
-    if isinstance(exc, SignatureError) and provider == "alipay":
-        status = 400
-    response = failure_response(provider, status, str(exc))
+    response = failure_response(provider, status, exc)
     if isinstance(exc, RequestTimeoutError):
         response.headers["connection"] = "close"  # the rest of the body is not worth waiting for
     return response
@@ -77,19 +77,17 @@ def error_response(metrics: Metrics, provider: str, account: str, exc: GatewayEr
 def success_response(provider: str) -> Response:
     """Return the acknowledgement the provider's documentation requires (one shared instance per
     provider: a response is only read when it is sent)."""
-    if provider == "alipay":
-        return PlainTextResponse("success")
-    if provider == "wechatpay":
-        return Response(status_code=204)
-    if provider == "adyen":
-        return PlainTextResponse("[accepted]")
-    return JSONResponse({"received": True})
+    known = PROVIDERS.get(provider)
+    return _response(known.success if known is not None else RECEIVED)
 
 
-def failure_response(provider: str, status: int, message: str) -> Response:
-    """Return a failure in the provider's own form, so that it retries where it should."""
-    if provider == "alipay":
-        return PlainTextResponse("fail", status_code=status)
-    if provider == "wechatpay":
-        return JSONResponse({"code": "FAIL", "message": message}, status_code=status)
-    return JSONResponse({"error": message}, status_code=status)
+def failure_response(provider: str, status: int, exc: GatewayError) -> Response:
+    """Return a failure in the provider's own form, so that it retries where it should (an
+    unknown provider's in the plain JSON form)."""
+    known = PROVIDERS.get(provider)
+    failure = known.failure if known is not None else json_failure
+    return _response(failure(status, exc))
+
+
+def _response(answer: Answer) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)

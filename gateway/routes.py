@@ -7,12 +7,12 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from starlette.responses import Response
 
-from gateway.accounts import AccountConfig
+from gateway.accounts import PROVIDERS, AccountConfig
 from gateway.answers import success_response
 from gateway.errors import (
     BodyTooLargeError,
@@ -23,27 +23,7 @@ from gateway.errors import (
     RequestTimeoutError,
     SourceAddressError,
 )
-from gateway.providers import adyen, alipay, standardwebhooks, stripe, wechatpay
 from gateway.records import Notification, RecordError
-
-Verifier = Callable[..., Sequence[Notification]]
-
-
-def _one(verify: Callable[..., Notification]) -> Verifier:
-    def verify_one(*args: Any, **kwargs: Any) -> Sequence[Notification]:
-        return (verify(*args, **kwargs),)
-
-    return verify_one
-
-
-# Every verifier is pure: (body, headers, account, *, now) -> the notifications to publish.
-VERIFIERS: Mapping[str, Verifier] = {
-    "alipay": _one(alipay.verify),
-    "wechatpay": _one(wechatpay.verify),
-    "stripe": _one(stripe.verify),
-    "standardwebhooks": _one(standardwebhooks.verify),
-    "adyen": adyen.verify,
-}
 
 log = logging.getLogger("paynotify.gateway")
 
@@ -137,7 +117,7 @@ def verified(
         GatewayError: the verifier's refusal; MalformedBodyError for a record the stream
         would refuse (``Notification.check``).
     """
-    notes = VERIFIERS[provider](body, headers, config, now=now)
+    notes = PROVIDERS[provider].verify(body, headers, config, now=now)
     try:
         for note in notes:
             note.check()
@@ -193,7 +173,7 @@ def check_source(networks: Sequence[Any] | None, client: str) -> None:
 
 
 def _account(accounts: Mapping[tuple[str, str], AccountConfig], provider: str, name: str) -> Any:
-    if provider not in VERIFIERS or (provider, name) not in accounts:
+    if provider not in PROVIDERS or (provider, name) not in accounts:
         raise NotFoundError("unknown provider or account")
     return accounts[(provider, name)]
 

@@ -16,11 +16,14 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from gateway.accounts import AdyenAccount
+from pydantic import PrivateAttr, ValidationInfo, model_validator
+
 from gateway.errors import AccountMismatchError, MalformedBodyError, SignatureError
 from gateway.providers import fields
+from gateway.providers.keys import Secret, check_material, loader
+from gateway.providers.provider import Account, Kind, Provider, log, text_answer
 from gateway.records import Notification, encode_raw_body
 
 SIGNED_FIELDS = (
@@ -33,7 +36,12 @@ SIGNED_FIELDS = (
     "eventCode",
     "success",
 )
-KINDS = {"AUTHORISATION": "payment", "REFUND": "refund", "CANCELLATION": "close"}
+# eventCode words; only items with ``success`` "true" are published.
+KINDS: Mapping[str, Kind] = {
+    "AUTHORISATION": "payment",
+    "REFUND": "refund",
+    "CANCELLATION": "close",
+}
 # What genuine items hold. No signed field may hold ``:``: the signing string joins them with
 # colons, so a colon inside one would let the same signature cover differently cut fields.
 FORMATS: Mapping[str, re.Pattern[str]] = {
@@ -43,6 +51,38 @@ FORMATS: Mapping[str, re.Pattern[str]] = {
     "currency": re.compile(r"[A-Z]{3}"),
     "success": re.compile(r"true|false"),
 }
+
+
+class AdyenAccount(Account):
+    """An Adyen webhook: its HMAC keys (hex, decoded once at load) and the merchant accounts
+    whose items it takes (empty: any, warned at start-up)."""
+
+    provider: Literal["adyen"] = "adyen"
+    hmac_keys: tuple[Secret, ...] = ()
+    merchant_account_codes: frozenset[str] = frozenset()
+    _keys: tuple[bytes, ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._keys = tuple(hex_key(k.get_secret_value()) for k in self.hmac_keys)
+
+    @model_validator(mode="after")
+    def _complete(self, info: ValidationInfo) -> AdyenAccount:
+        self.require_some(self.hmac_keys, "secrets")
+        if not all(self._keys):
+            raise self.refuse("hmac_keys must be hex")
+        check_material(self, self._keys, "hmac_keys")
+        if not self.merchant_account_codes and loader(info) is not None:  # loaded from a file
+            log.warning(
+                "adyen account has no merchant_account_codes: items of any merchant account "
+                "are accepted",
+                extra={"account": self.name},
+            )
+        return self
+
+    @property
+    def key_bytes(self) -> tuple[bytes, ...]:
+        """Return the HMAC keys, one per configured hex key."""
+        return self._keys
 
 
 def verify(
@@ -55,9 +95,8 @@ def verify(
     """
     fields.check_content_type(fields.lower_headers(headers))
     items = batch_items(fields.parse_object(body))
-    keys = [hex_key(k.get_secret_value()) for k in account.hmac_keys]
     for item in items:
-        expected = [item_signature(key, item).encode() for key in keys if key]
+        expected = [item_signature(key, item).encode() for key in account.key_bytes if key]
         if not fields.any_equal(expected, [_given_signature(item)]):
             raise SignatureError("an item's hmacSignature matches no configured key")
     for item in items:
@@ -185,3 +224,11 @@ def _normalize(
         refund_id=psp if kind == "refund" else None,
         refund_amount_minor=value if kind == "refund" else None,
     )
+
+
+PROVIDER = Provider(
+    account=AdyenAccount,
+    verify=verify,
+    success=text_answer("[accepted]"),
+    kinds=KINDS,
+)

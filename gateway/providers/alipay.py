@@ -3,7 +3,8 @@
 Alipay POSTs an ``application/x-www-form-urlencoded`` body. The signature covers every parameter
 but ``sign`` and ``sign_type``, URL-decoded in the body's ``charset``, sorted by key and joined as
 ``k=v`` with ``&`` (empty values included). ``RSA2`` is SHA256withRSA, ``RSA`` SHA1withRSA, both
-PKCS#1 v1.5. The answer Alipay wants is the plain text ``success``.
+PKCS#1 v1.5. The answer Alipay wants is the plain text ``success``; any refusal is the plain
+text ``fail``, and a bad signature is answered ``400`` (not ``401``) as Alipay's SDKs do.
 """
 
 from __future__ import annotations
@@ -14,26 +15,35 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Literal
 from urllib.parse import unquote_to_bytes
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from pydantic import Field, model_validator
 
-from gateway.accounts import AlipayAccount
 from gateway.errors import (
     AccountMismatchError,
     ContentTypeError,
+    GatewayError,
     MalformedBodyError,
     SignatureError,
 )
+from gateway.providers.keys import PublicKey
+from gateway.providers.provider import Account, Answer, Kind, Provider, one, text_answer
 from gateway.records import Notification, encode_raw_body
 
 CONTENT_TYPE = "application/x-www-form-urlencoded"
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gb2312"}
 HASHES = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
-PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
-TRADE_STATUSES = frozenset({"WAIT_BUYER_PAY", "TRADE_CLOSED", *PAID_STATUSES})
+# trade_status words; a notification that carries out_biz_no and refund_fee is a refund.
+KINDS: Mapping[str, Kind] = {
+    "TRADE_SUCCESS": "payment",
+    "TRADE_FINISHED": "payment",
+    "TRADE_CLOSED": "close",
+}
+TRADE_STATUSES = frozenset({"WAIT_BUYER_PAY", *KINDS})
 CHINA = timezone(timedelta(hours=8))
 
 # What a genuine notification's fields look like. The signed string ``k=v&k=v`` does not say
@@ -75,6 +85,25 @@ FORMATS: Mapping[str, re.Pattern[str]] = {
 FREE_TEXT = frozenset(
     {"subject", "body", "fund_bill_list", "voucher_detail_list", "buyer_logon_id", "seller_email"}
 )
+
+
+class AlipayAccount(Account):
+    """An Alipay merchant app: ``app_id`` and Alipay's public keys (several during a rotation)."""
+
+    provider: Literal["alipay"] = "alipay"
+    app_id: str = ""
+    public_keys: tuple[PublicKey, ...] = Field(default=(), alias="alipay_public_keys", repr=False)
+    seller_id: str | None = None
+    currency: str = "CNY"
+    sign_types: frozenset[Literal["RSA2", "RSA"]] = Field(
+        default=frozenset({"RSA2", "RSA"}), min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlipayAccount:
+        self.require(self.app_id, "app_id")
+        self.require_some(self.public_keys, "alipay_public_keys")
+        return self
 
 
 def verify(
@@ -217,10 +246,8 @@ def _normalize(
 def _kind(status: str, refund_total: int | None, params: Mapping[str, str]) -> str:
     if params.get("out_biz_no") and refund_total:
         return "refund"
-    if status in PAID_STATUSES:
-        return "payment"
-    if status == "TRADE_CLOSED":
-        return "close"
+    if status in KINDS:
+        return KINDS[status]
     raise MalformedBodyError("trade_status is not a notification status", reason="trade_status")
 
 
@@ -261,3 +288,17 @@ def _china_time(value: str | None) -> str | None:
     except (ValueError, OverflowError):
         raise MalformedBodyError("time is not a date", reason="field_format") from None
     return parsed.isoformat()
+
+
+def failure(status: int, error: GatewayError) -> Answer:
+    """Return Alipay's failure answer: ``fail``, and ``400`` for a signature that does not match."""
+    return text_answer("fail", 400 if isinstance(error, SignatureError) else status)
+
+
+PROVIDER = Provider(
+    account=AlipayAccount,
+    verify=one(verify),
+    success=text_answer("success"),
+    failure=failure,
+    kinds=KINDS,
+)

@@ -5,6 +5,7 @@ of ``<version>,<base64>``). ``v1`` is the base64 HMAC-SHA256 of ``"<id>.<timesta
 keyed with the base64-decoded ``whsec_`` secret; other versions are ignored. The timestamp must be
 within the tolerance, both ways. The payload is paynotify's own documented shape:
 ``{"type", "timestamp", "data": {"id", "out_trade_no", "amount", "currency", "refund_id"}}``.
+Any 2xx answers success (paynotify's is ``{"received": true}``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,47 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from gateway.accounts import StandardWebhooksAccount
+from pydantic import Field, PrivateAttr, model_validator
+
 from gateway.errors import SignatureError, UnhandledEventError
 from gateway.providers import fields
+from gateway.providers.keys import Secret, check_material
+from gateway.providers.provider import RECEIVED, Account, Kind, Provider, one
 from gateway.records import Notification, encode_raw_body
 
-KINDS = {"payment.succeeded": "payment", "payment.closed": "close", "refund.succeeded": "refund"}
+KINDS: Mapping[str, Kind] = {
+    "payment.succeeded": "payment",
+    "payment.closed": "close",
+    "refund.succeeded": "refund",
+}
 PREFIX = "whsec_"
+
+
+class StandardWebhooksAccount(Account):
+    """A Standard Webhooks sender: its ``whsec_`` secrets, base64-decoded once at load."""
+
+    provider: Literal["standardwebhooks"] = "standardwebhooks"
+    signing_secrets: tuple[Secret, ...] = ()
+    timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    _keys: tuple[bytes, ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._keys = tuple(secret_key(s.get_secret_value()) for s in self.signing_secrets)
+
+    @model_validator(mode="after")
+    def _complete(self) -> StandardWebhooksAccount:
+        self.require_some(self.signing_secrets, "secrets")
+        if not all(self._keys):
+            raise self.refuse("signing_secrets must be whsec_ plus base64")
+        check_material(self, self._keys, "signing_secrets")
+        return self
+
+    @property
+    def key_bytes(self) -> tuple[bytes, ...]:
+        """Return the HMAC keys, one per signing secret."""
+        return self._keys
 
 
 def verify(
@@ -40,8 +73,7 @@ def verify(
     timestamp = fields.required_header(lowered, "webhook-timestamp")
     given = list(signatures(fields.required_header(lowered, "webhook-signature")))
     fields.unix_seconds(timestamp)
-    keys = [secret_key(s.get_secret_value()) for s in account.signing_secrets]
-    expected = [sign(key, msg_id, timestamp, body).encode() for key in keys if key]
+    expected = [sign(key, msg_id, timestamp, body).encode() for key in account.key_bytes if key]
     if not fields.any_equal(expected, (g.encode() for g in given)):
         raise SignatureError("no v1 signature matches a configured secret")
     fields.check_fresh(int(timestamp), now, account.timestamp_tolerance_seconds)
@@ -103,3 +135,11 @@ def _normalize(
         refund_id=fields.text(data, "refund_id") if kind == "refund" else None,
         refund_amount_minor=amount if kind == "refund" else None,
     )
+
+
+PROVIDER = Provider(
+    account=StandardWebhooksAccount,
+    verify=one(verify),
+    success=RECEIVED,
+    kinds=KINDS,
+)

@@ -4,7 +4,8 @@
 HMAC-SHA256 of ``"<t>." + body`` keyed with the whole ``whsec_...`` string (not base64-decoded).
 Only ``v1`` counts (``v0`` and unknown schemes are ignored, so no downgrade); several ``v1`` appear
 while a rolled secret is still active. The timestamp must be within the account's tolerance.
-The order number is read from the object's ``metadata`` under ``order_id_metadata_key``.
+The order number is read from the object's ``metadata`` under ``order_id_metadata_key``. Any 2xx
+answers success (paynotify's is ``{"received": true}``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,51 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from gateway.accounts import StripeAccount
+from pydantic import Field, PrivateAttr, model_validator
+
 from gateway.errors import MalformedBodyError, SignatureError, UnhandledEventError
 from gateway.providers import fields
+from gateway.providers.keys import Secret, check_material
+from gateway.providers.provider import RECEIVED, Account, Kind, Provider, one
 from gateway.records import Notification, encode_raw_body
 
 HEADER = "stripe-signature"
+PREFIX = "whsec_"
+# Event types; ``checkout.session.completed`` is a payment only once ``payment_status`` is paid.
+KINDS: Mapping[str, Kind] = {
+    "payment_intent.succeeded": "payment",
+    "checkout.session.completed": "payment",
+    "charge.refunded": "refund",
+}
+
+
+class StripeAccount(Account):
+    """A Stripe endpoint: its signing secrets (several while one is rolled). The HMAC key is the
+    whole ``whsec_...`` string, encoded once at load."""
+
+    provider: Literal["stripe"] = "stripe"
+    signing_secrets: tuple[Secret, ...] = ()
+    timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    order_id_metadata_key: str = "out_trade_no"
+    _keys: tuple[bytes, ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._keys = tuple(s.get_secret_value().encode("utf-8") for s in self.signing_secrets)
+
+    @model_validator(mode="after")
+    def _complete(self) -> StripeAccount:
+        self.require_some(self.signing_secrets, "secrets")
+        # What follows whsec_ is the key material (the prefix is no secret).
+        material = (key.removeprefix(PREFIX.encode()) for key in self._keys)
+        check_material(self, material, "signing_secrets")
+        return self
+
+    @property
+    def key_bytes(self) -> tuple[bytes, ...]:
+        """Return the HMAC keys, one per signing secret."""
+        return self._keys
 
 
 def verify(
@@ -35,9 +73,9 @@ def verify(
     fields.check_content_type(lowered)
     timestamp, signatures = parse_header(fields.required_header(lowered, HEADER))
     expected = [
-        expected_signature(s.get_secret_value(), timestamp, body).encode()
-        for s in account.signing_secrets
-        if s.get_secret_value()  # an empty key would let anyone sign (settings refuse it too)
+        sign(key, timestamp, body).encode()
+        for key in account.key_bytes
+        if key  # an empty key would let anyone sign (the account model refuses it too)
     ]
     if not fields.any_equal(expected, (s.encode() for s in signatures)):
         raise SignatureError("no v1 signature matches a configured secret")
@@ -66,9 +104,14 @@ def parse_header(value: str) -> tuple[str, list[str]]:
 
 
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """Return the hex ``v1`` signature of ``body`` sent at ``timestamp``."""
+    """Return the hex ``v1`` signature of ``body`` sent at ``timestamp`` with ``secret``."""
+    return sign(secret.encode("utf-8"), timestamp, body)
+
+
+def sign(key: bytes, timestamp: str, body: bytes) -> str:
+    """Return the hex ``v1`` signature of ``body`` sent at ``timestamp`` with a decoded key."""
     message = timestamp.encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _normalize(
@@ -102,16 +145,17 @@ def _normalize(
 def _facts(event_type: str, obj: Mapping[str, Any]) -> tuple[str, int, str]:
     """Return (kind, amount in minor units, provider trade number) for a mapped event."""
     intent = fields.optional_text(obj, "payment_intent")
+    kind = KINDS.get(event_type)
+    if kind is None:
+        raise UnhandledEventError("event type is not mapped")
     if event_type == "payment_intent.succeeded":
         amount = obj.get("amount_received") or obj.get("amount")
-        return "payment", fields.minor_units({"amount": amount}, "amount"), fields.text(obj, "id")
+        return kind, fields.minor_units({"amount": amount}, "amount"), fields.text(obj, "id")
     if event_type == "checkout.session.completed":
         if obj.get("payment_status") != "paid":
             raise UnhandledEventError("checkout session is not paid yet")
-        return "payment", fields.minor_units(obj, "amount_total"), intent or fields.text(obj, "id")
-    if event_type == "charge.refunded":
-        return "refund", fields.minor_units(obj, "amount"), intent or fields.text(obj, "id")
-    raise UnhandledEventError("event type is not mapped")
+        return kind, fields.minor_units(obj, "amount_total"), intent or fields.text(obj, "id")
+    return kind, fields.minor_units(obj, "amount"), intent or fields.text(obj, "id")
 
 
 def _order_id(obj: Mapping[str, Any], key: str) -> str:
@@ -127,3 +171,11 @@ def _latest_refund(obj: Mapping[str, Any]) -> str | None:
     if isinstance(refunds, list) and refunds and isinstance(refunds[0], dict):
         return fields.optional_text(refunds[0], "id")
     return None
+
+
+PROVIDER = Provider(
+    account=StripeAccount,
+    verify=one(verify),
+    success=RECEIVED,
+    kinds=KINDS,
+)

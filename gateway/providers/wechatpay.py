@@ -3,7 +3,8 @@
 The platform signs ``"<Wechatpay-Timestamp>\\n<Wechatpay-Nonce>\\n<body>\\n"`` with SHA256withRSA
 (PKCS#1 v1.5, base64 in ``Wechatpay-Signature``); ``Wechatpay-Serial`` names the key: a platform
 certificate serial or a ``PUB_KEY_ID_...`` public key, both configurable at once during the
-migration. The body's ``resource`` is AEAD_AES_256_GCM-encrypted with the APIv3 key.
+migration. The body's ``resource`` is AEAD_AES_256_GCM-encrypted with the APIv3 key. Success is
+answered ``204``; a refusal ``{"code": "FAIL", "message": ...}`` with its 4xx/5xx status.
 """
 
 from __future__ import annotations
@@ -11,25 +12,83 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
-from gateway.accounts import WechatPayAccount
 from gateway.errors import (
     AccountMismatchError,
+    ConfigError,
     DecryptionError,
+    GatewayError,
     MalformedBodyError,
     SignatureError,
     UnhandledEventError,
 )
 from gateway.providers import fields
+from gateway.providers.keys import PublicKey, Secret
+from gateway.providers.provider import Account, Answer, Kind, Provider, json_answer, one
 from gateway.records import Notification, encode_raw_body
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+APIV3_KEY_BYTES = 32
+# event_type words. Every ``REFUND.*`` is a refund; only ``REFUND.SUCCESS`` succeeded (its
+# ``refund_status`` is ``SUCCESS``), ``REFUND.ABNORMAL`` and ``REFUND.CLOSED`` did not.
+KINDS: Mapping[str, Kind] = {
+    "TRANSACTION.SUCCESS": "payment",
+    "REFUND.SUCCESS": "refund",
+    "REFUND.ABNORMAL": "refund",
+    "REFUND.CLOSED": "refund",
+}
+REFUND_PREFIX = "REFUND."
+
+
+class WechatPayAccount(Account):
+    """A WeChat Pay merchant: ``mchid``, ``appid``, the APIv3 key and the platform's public keys
+    by ``Wechatpay-Serial``; the AES-GCM cipher is made from the key once, at load."""
+
+    provider: Literal["wechatpay"] = "wechatpay"
+    mchid: str = ""
+    appid: str = ""
+    platform_public_keys: dict[str, PublicKey] = Field(default_factory=dict, repr=False)
+    apiv3_key: Secret = Field(default=SecretStr(""), validate_default=True)
+    timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    _cipher: AESGCM | None = PrivateAttr(default=None)
+
+    @field_validator("apiv3_key", mode="before")
+    @classmethod
+    def _given(cls, value: Any, info: ValidationInfo) -> Any:
+        if not value:  # as written: an env: or file: that resolves to nothing is "not 32 bytes"
+            raise ConfigError(f"account {info.data.get('name')!r}: apiv3_key is required")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        key = self.apiv3_key.get_secret_value().encode("utf-8")
+        self._cipher = AESGCM(key) if len(key) == APIV3_KEY_BYTES else None
+
+    @model_validator(mode="after")
+    def _complete(self) -> WechatPayAccount:
+        if self._cipher is None:
+            raise self.refuse(f"apiv3_key must be {APIV3_KEY_BYTES} bytes")
+        self.require(self.mchid, "mchid")
+        self.require(self.appid, "appid")
+        self.require_some(self.platform_public_keys, "platform_public_keys")
+        return self
+
+    @property
+    def cipher(self) -> AESGCM:
+        """Return the AES-GCM cipher keyed with the APIv3 key.
+
+        Raises:
+            DecryptionError: the account was built without validation and has no valid key.
+        """
+        if self._cipher is None:
+            raise DecryptionError("no APIv3 key")
+        return self._cipher
 
 
 def verify(
@@ -47,7 +106,7 @@ def verify(
     _check_signature(lowered, timestamp, body, account)
     fields.check_fresh(int(timestamp), now, account.timestamp_tolerance_seconds)
     envelope = fields.parse_object(body)
-    resource = decrypt(fields.child(envelope, "resource"), account.apiv3_key.get_secret_value())
+    resource = decrypt(fields.child(envelope, "resource"), account.cipher)
     _check_account(resource, account)
     return _normalize(envelope, resource, body, account, now=now)
 
@@ -76,7 +135,7 @@ def _check_signature(
         raise SignatureError("signature does not match the platform key") from None
 
 
-def decrypt(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, Any]:
+def decrypt(resource: Mapping[str, Any], cipher: AESGCM) -> dict[str, Any]:
     """Decrypt an AEAD_AES_256_GCM ``resource`` and parse the JSON inside.
 
     Raises:
@@ -89,7 +148,7 @@ def decrypt(resource: Mapping[str, Any], apiv3_key: str) -> dict[str, Any]:
     associated = (fields.optional_text(resource, "associated_data") or "").encode()
     try:
         ciphertext = base64.b64decode(fields.text(resource, "ciphertext"), validate=True)
-        plain = AESGCM(apiv3_key.encode()).decrypt(nonce, ciphertext, associated)
+        plain = cipher.decrypt(nonce, ciphertext, associated)
     except (binascii.Error, ValueError, InvalidTag):
         raise DecryptionError("resource does not decrypt with the APIv3 key") from None
     return fields.parse_object(plain)
@@ -112,8 +171,8 @@ def _normalize(
 ) -> Notification:
     event_type = fields.text(envelope, "event_type")
     amount = fields.child(resource, "amount")
-    refund = event_type.startswith("REFUND.")
-    if not refund and event_type != "TRANSACTION.SUCCESS":
+    refund = event_type.startswith(REFUND_PREFIX)
+    if not refund and KINDS.get(event_type) != "payment":
         raise UnhandledEventError("event type is not mapped")
     status = fields.text(resource, "refund_status" if refund else "trade_state")
     return Notification(
@@ -134,3 +193,17 @@ def _normalize(
         refund_id=fields.text(resource, "refund_id") if refund else None,
         refund_amount_minor=fields.minor_units(amount, "refund") if refund else None,
     )
+
+
+def failure(status: int, error: GatewayError) -> Answer:
+    """Return WeChat Pay's failure answer: ``{"code": "FAIL", "message": ...}``."""
+    return json_answer({"code": "FAIL", "message": str(error)}, status)
+
+
+PROVIDER = Provider(
+    account=WechatPayAccount,
+    verify=one(verify),
+    success=Answer(204),
+    failure=failure,
+    kinds=KINDS,
+)

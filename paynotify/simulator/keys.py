@@ -15,7 +15,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from gateway.accounts import AccountConfig, AlipayAccount, WechatPayAccount
+from gateway.accounts import AccountConfig
+from gateway.providers.alipay import AlipayAccount
+from gateway.providers.wechatpay import WechatPayAccount
 from paynotify.errors import SigningKeyError
 from paynotify.simulator.plan import PROVIDERS, Account
 from paynotify.simulator.signers import SigningKeys

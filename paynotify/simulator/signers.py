@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -27,16 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from gateway.accounts import (
-    AccountConfig,
-    AdyenAccount,
-    AlipayAccount,
-    StandardWebhooksAccount,
-    StripeAccount,
-    WechatPayAccount,
-)
+from gateway.accounts import AccountConfig
 from gateway.providers.adyen import SIGNED_FIELDS as ADYEN_SIGNED
-from gateway.providers.alipay import canonical_string
+from gateway.providers.adyen import AdyenAccount
+from gateway.providers.alipay import AlipayAccount, canonical_string
+from gateway.providers.standardwebhooks import StandardWebhooksAccount
+from gateway.providers.stripe import StripeAccount
+from gateway.providers.wechatpay import WechatPayAccount
 from gateway.providers.wechatpay import message as wechat_message
 from paynotify.errors import SigningKeyError
 from paynotify.simulator import payloads
@@ -61,11 +58,11 @@ class SigningKeys:
         guess = SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
         account = self.account
         if isinstance(account, StripeAccount | StandardWebhooksAccount):
-            account = replace(account, signing_secrets=(guess,))
+            account = _with(account, signing_secrets=(guess,))
         elif isinstance(account, AdyenAccount):
-            account = replace(account, hmac_keys=(SecretStr(secrets.token_hex(32).upper()),))
+            account = _with(account, hmac_keys=(SecretStr(secrets.token_hex(32).upper()),))
         elif isinstance(account, WechatPayAccount):
-            account = replace(account, apiv3_key=SecretStr(secrets.token_hex(16)))
+            account = _with(account, apiv3_key=SecretStr(secrets.token_hex(16)))
         return SigningKeys(account, forger_key(), self.serial)
 
     def rsa(self) -> RSAPrivateKey:
@@ -77,6 +74,11 @@ class SigningKeys:
         if self.private_key is None:
             raise SigningKeyError(f"account {self.account.name!r} needs --signing-key")
         return self.private_key
+
+
+def _with(account: AccountConfig, **changes: Any) -> AccountConfig:
+    """Return a copy of an account with other settings, validated (so its keys decoded) anew."""
+    return account.model_validate({**dict(account), **changes})
 
 
 @cache

@@ -15,15 +15,13 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from gateway.accounts import (
-    AccountConfig,
-    AdyenAccount,
-    AlipayAccount,
-    StandardWebhooksAccount,
-    StripeAccount,
-    WechatPayAccount,
-)
+from gateway.accounts import AccountConfig
 from gateway.asgi import LeanGateway
+from gateway.providers.adyen import AdyenAccount
+from gateway.providers.alipay import AlipayAccount
+from gateway.providers.standardwebhooks import StandardWebhooksAccount
+from gateway.providers.stripe import StripeAccount
+from gateway.providers.wechatpay import WechatPayAccount
 from gateway.publisher import Publisher
 from gateway.settings import GatewaySettings, Network
 from tests.support import adyen_signer, stripe_signer, wechatpay_signer

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import SignatureError
 from gateway.providers import adyen, alipay, standardwebhooks, stripe, wechatpay
@@ -199,6 +200,6 @@ def test_wechat_body_decrypts_with_the_accounts_apiv3_key() -> None:
     )
     body = prepare(order, message, keys("wechatpay"), now=NOW).body
     resource = json.loads(body)["resource"]
-    plain = wechatpay.decrypt(resource, wechatpay_signer.APIV3_KEY)
+    plain = wechatpay.decrypt(resource, AESGCM(wechatpay_signer.APIV3_KEY.encode()))
     assert plain["refund_status"] == "SUCCESS"
     assert plain["amount"]["refund"] == message.amount_minor

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from gateway.accounts import AdyenAccount
-from gateway.errors import ContentTypeError, MalformedBodyError, SignatureError
+from gateway.errors import ConfigError, ContentTypeError, MalformedBodyError, SignatureError
 from gateway.providers import adyen
+from gateway.providers.adyen import AdyenAccount
 from tests.support import adyen_signer as signer
 from tests.support import vectors
 
@@ -111,3 +111,16 @@ def test_verify_official_vector_item_accepted() -> None:
     item = {**v["item"], "additionalData": {"hmacSignature": v["signature"]}}
     [note] = adyen.verify(signer.batch(item), signer.HEADERS, account(v["key"]), now=NOW)
     assert (note.out_trade_no, note.amount_minor) == ("TestPayment-1407325143704", 1130)
+
+
+def test_verify_uses_the_keys_decoded_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    acct = account()
+    monkeypatch.setattr(adyen, "hex_key", None)  # nothing decoded per request
+    [note] = verify(signer.batch(signer.signed(signer.item("ad-once"))), acct)
+    assert note.out_trade_no == "ad-once"
+    assert acct.key_bytes == (bytes.fromhex(signer.KEY),)
+
+
+def test_account_unusable_key_refused_naming_the_account() -> None:
+    with pytest.raises(ConfigError, match="account 'shop-adyen': hmac_keys must be hex"):
+        account("not hex")

@@ -5,7 +5,6 @@ from urllib.parse import unquote, urlencode
 
 import pytest
 
-from gateway.accounts import AlipayAccount
 from gateway.errors import (
     AccountMismatchError,
     ContentTypeError,
@@ -13,6 +12,7 @@ from gateway.errors import (
     SignatureError,
 )
 from gateway.providers import alipay
+from gateway.providers.alipay import AlipayAccount
 from gateway.records import Notification
 from tests.support import alipay as signer
 

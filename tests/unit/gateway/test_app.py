@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.accounts import AlipayAccount
 from gateway.asgi import LeanGateway
+from gateway.providers.alipay import AlipayAccount
 from gateway.publisher import MemoryPublisher
 from gateway.records import NOTIFICATIONS_TOPIC, Notification
 from gateway.settings import GatewaySettings

@@ -15,10 +15,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from gateway import routes
-from gateway.accounts import AdyenAccount, StripeAccount
+from gateway.accounts import PROVIDERS
 from gateway.asgi import LeanGateway
 from gateway.providers import adyen, alipay
+from gateway.providers.adyen import AdyenAccount
+from gateway.providers.stripe import StripeAccount
 from gateway.publisher import MemoryPublisher
 from gateway.records import Notification
 from tests.support import adyen_signer, stripe_signer, wechatpay_signer
@@ -37,11 +38,11 @@ class Gateway:
             hmac_keys=(SecretStr(adyen_signer.KEY),),
             merchant_account_codes=frozenset({"ShopECOM"}),
         )
-        accounts[("alipay", "rsa2")] = replace(
-            accounts[("alipay", "shop")], name="rsa2", sign_types=frozenset({"RSA2"})
+        accounts[("alipay", "rsa2")] = accounts[("alipay", "shop")].model_copy(
+            update={"name": "rsa2", "sign_types": frozenset({"RSA2"})}
         )
-        # Built around the settings' checks, as a configuration file could no longer be.
-        accounts[("stripe", "empty")] = StripeAccount(
+        # Built around the account model's checks, as a configuration file could no longer be.
+        accounts[("stripe", "empty")] = StripeAccount.model_construct(
             name="empty", signing_secrets=(SecretStr(""),)
         )
         self.settings = replace(self.settings, accounts=accounts)
@@ -316,7 +317,7 @@ def test_notify_unexpected_exception_answers_400_and_logs_its_type(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise ZeroDivisionError("secret-looking detail")
 
-    monkeypatch.setitem(routes.VERIFIERS, "stripe", broken)
+    monkeypatch.setitem(PROVIDERS, "stripe", replace(PROVIDERS["stripe"], verify=broken))
     body, headers = reqs.genuine("stripe", "defect-1")
     with caplog.at_level(logging.ERROR, logger="paynotify.gateway"):
         response = gateway.post("/notify/stripe/shop", body, headers)

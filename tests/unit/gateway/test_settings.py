@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.accounts import AdyenAccount, AlipayAccount, StripeAccount, WechatPayAccount
 from gateway.errors import ConfigError
+from gateway.providers.adyen import AdyenAccount
+from gateway.providers.alipay import AlipayAccount
+from gateway.providers.stripe import StripeAccount
+from gateway.providers.wechatpay import WechatPayAccount
 from gateway.records import TEXT_LIMITS, Notification, encode_raw_body
-from gateway.settings import MAX_BODY_BYTES, load_public_key, load_settings
+from gateway.settings import MAX_BODY_BYTES, GatewaySettings, load_public_key, load_settings
 from tests.support import alipay as signer
 from tests.support.keys import write_public_pem
 
@@ -57,13 +60,17 @@ hmac_keys = ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"]
 """
 
 
-def test_load_settings_design_example_builds_every_account(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def design_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GatewaySettings:
     monkeypatch.setenv("TEST_APIV3_KEY", "0123456789abcdef0123456789abcdef")
     path = write_config(tmp_path, DESIGN_EXAMPLE)
     (tmp_path / "keys" / "stripe_secret").write_text("whsec_bbbbbbbbbbbbbbbbbbbb\n")
-    settings = load_settings(path)
+    return load_settings(path)
+
+
+def test_load_settings_design_example_builds_every_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = design_example(tmp_path, monkeypatch)
     assert (settings.host, settings.port, settings.partitions) == ("127.0.0.1", 8000, 8)
     assert len(settings.accounts) == 5
     alipay = settings.accounts[("alipay", "shop-alipay")]
@@ -99,6 +106,7 @@ ALIPAY = '[[accounts]]\nname = "x"\nprovider = "alipay"\n'
         ('[[accounts]]\nname = "x"\nprovider = "paypal"\n', "provider"),
         (ALIPAY + 'alipay_public_keys = ["keys/alipay_public.pem"]\n', "app_id"),
         (ALIPAY + 'app_id = "1"\nalipay_public_keys = ["nope"]\n', "PEM"),
+        (ALIPAY + 'app_id = "1"\npublic_keys = ["keys/alipay_public.pem"]\n', "public_keys"),
         ("not toml [", "TOML"),
     ],
 )
@@ -303,3 +311,19 @@ def test_load_settings_alipay_sign_types_pinned(tmp_path: Path) -> None:
     assert default.accounts[("alipay", "x")].sign_types == {"RSA2", "RSA"}  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="sign_types"):
         load_settings(write_config(tmp_path, base + 'sign_types = ["MD5"]\n'))
+
+
+def test_load_settings_no_account_repr_shows_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = repr(design_example(tmp_path, monkeypatch).accounts)
+    for secret in ("0123456789abcdef", "whsec_aaaa", "whsec_bbbb", "MfKQ9r8G", "44782DEF", "b'"):
+        assert secret not in shown
+
+
+def test_load_settings_another_providers_setting_ignored_unknown_refused(tmp_path: Path) -> None:
+    base = ALIPAY + 'app_id = "1"\nalipay_public_keys = ["keys/alipay_public.pem"]\n'
+    ignored = load_settings(write_config(tmp_path, base + 'signing_secrets = ["whsec_x"]\n'))
+    assert ("alipay", "x") in ignored.accounts
+    with pytest.raises(ConfigError, match="bogus: Extra inputs are not permitted"):
+        load_settings(write_config(tmp_path, base + "bogus = 1\n"))

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from gateway.accounts import StandardWebhooksAccount
 from gateway.errors import (
     MalformedBodyError,
     SignatureError,
@@ -13,6 +12,7 @@ from gateway.errors import (
     UnhandledEventError,
 )
 from gateway.providers import standardwebhooks
+from gateway.providers.standardwebhooks import StandardWebhooksAccount
 from tests.support import standardwebhooks_signer as signer
 from tests.support import vectors
 
@@ -165,3 +165,9 @@ def _vector_headers(vector: dict[str, str], signature: str) -> dict[str, str]:
         "webhook-timestamp": vector["timestamp"],
         "webhook-signature": signature,
     }
+
+
+def test_verify_uses_the_keys_decoded_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    acct = account()
+    monkeypatch.setattr(standardwebhooks, "secret_key", None)  # nothing decoded per request
+    assert verify(*genuine(), acct).kind == "payment"

@@ -7,7 +7,6 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from gateway.accounts import WechatPayAccount
 from gateway.errors import (
     AccountMismatchError,
     ContentTypeError,
@@ -17,6 +16,7 @@ from gateway.errors import (
     UnhandledEventError,
 )
 from gateway.providers import wechatpay
+from gateway.providers.wechatpay import WechatPayAccount
 from tests.support import vectors
 from tests.support import wechatpay_signer as wx
 from tests.support.alipay import key
@@ -166,7 +166,7 @@ def test_decrypt_reference_vector_gives_plaintext() -> None:
         "associated_data": v["associated_data"],
         "nonce": v["nonce"],
     }
-    assert wechatpay.decrypt(resource, v["apiv3_key"])["out_trade_no"] == "o1"
+    assert wechatpay.decrypt(resource, AESGCM(v["apiv3_key"].encode()))["out_trade_no"] == "o1"
 
 
 def test_message_matches_the_sdk_signed_string() -> None:
@@ -187,7 +187,7 @@ def test_decrypt_empty_associated_data_accepted() -> None:
         "associated_data": "",
         "nonce": "123456789012",
     }
-    assert wechatpay.decrypt(resource, wx.APIV3_KEY) == {"x": 1}
+    assert wechatpay.decrypt(resource, AESGCM(wx.APIV3_KEY.encode())) == {"x": 1}
 
 
 def _pkcs1_sha256() -> tuple[Any, Any]:
@@ -195,3 +195,10 @@ def _pkcs1_sha256() -> tuple[Any, Any]:
     from cryptography.hazmat.primitives.asymmetric import padding
 
     return padding.PKCS1v15(), hashes.SHA256()
+
+
+def test_verify_uses_the_cipher_made_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    acct = account()
+    monkeypatch.setattr(wechatpay, "AESGCM", None)  # no cipher is made per request
+    assert verify(*genuine(), acct).kind == "payment"
+    assert verify(*genuine(), acct).kind == "payment"
