@@ -21,11 +21,12 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from gateway.answers import error_response
+from gateway.config import config_path
 from gateway.errors import ClientDisconnectedError, GatewayError, NotFoundError
 from gateway.metrics import build_metrics, release_metrics, shared_metrics_dir
 from gateway.publisher import KafkaPublisher, Publisher
 from gateway.routes import accept, within
-from gateway.settings import GatewaySettings, config_path, load_settings
+from gateway.settings import GatewaySettings, load_settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

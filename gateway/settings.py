@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.accounts import PROVIDERS, AccountConfig, parse_account
+from gateway.config import KafkaSettings, kafka_settings, read_toml
 from gateway.errors import ConfigError
 from gateway.providers.keys import public_key
 from gateway.records import NOTIFICATIONS_TOPIC
 
-CONFIG_ENV = "PAYNOTIFY_CONFIG"
 # prometheus_client's multiprocess mode: the folder where every worker process writes its values.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The largest request body the gateway takes. Its record (the body in base64, 4/3 of its size,
@@ -47,12 +45,6 @@ class GatewaySection(_Model):
     workers: int = Field(default=1, ge=1, le=64)
     read_timeout_seconds: float = Field(default=15, gt=0, le=300)
     max_connections: int = Field(default=1000, ge=1, le=100_000)
-
-
-class KafkaSection(_Model):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    partitions: int = Field(default=8, ge=1, le=1024)
-    topic_prefix: str = ""
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -79,32 +71,10 @@ class GatewaySettings:
     def notifications_topic(self) -> str:
         return self.topic_prefix + NOTIFICATIONS_TOPIC
 
-
-def config_path(explicit: str | os.PathLike[str] | None) -> Path:
-    """Return the configuration file's path from ``--config`` or ``PAYNOTIFY_CONFIG``.
-
-    Raises:
-        ConfigError: neither is given, or the file does not exist.
-    """
-    value = explicit or os.environ.get(CONFIG_ENV)
-    if not value:
-        raise ConfigError(f"no configuration file: pass --config or set {CONFIG_ENV}")
-    path = Path(value)
-    if not path.is_file():
-        raise ConfigError(f"configuration file not found: {path}")
-    return path
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse the configuration file.
-
-    Raises:
-        ConfigError: the file is not valid TOML.
-    """
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Return the shared ``[kafka]`` settings the gateway was built from."""
+        return KafkaSettings(self.bootstrap_servers, self.partitions, self.topic_prefix)
 
 
 def load_settings(path: Path) -> GatewaySettings:
@@ -114,10 +84,10 @@ def load_settings(path: Path) -> GatewaySettings:
         ConfigError: any section or account is invalid, or a key cannot be loaded.
     """
     doc = read_toml(path)
+    kafka = kafka_settings(doc, path)
     loader = FileLoader(path.parent)
     try:
         gateway = GatewaySection(**doc.get("gateway", {}))
-        kafka = KafkaSection(**doc.get("kafka", {}))
         parsed = [parse_account(table, loader) for table in doc.get("accounts", [])]
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None

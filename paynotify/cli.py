@@ -19,14 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.config import CONFIG_ENV, KafkaSettings, config_path, kafka_settings, read_toml
 from gateway.errors import ConfigError, GatewayError
-from gateway.settings import (
-    CONFIG_ENV,
-    METRICS_DIR_ENV,
-    GatewaySettings,
-    config_path,
-    load_settings,
-)
+from gateway.settings import METRICS_DIR_ENV, load_settings
 from paynotify.broker import LocalBroker
 from paynotify.errors import PaynotifyError
 from paynotify.logs import setup_logging
@@ -44,12 +39,8 @@ DEMO_DIR = Path("var/demo")
 EXPECTED = (GatewayError, StreamError, SinkError, PaynotifyError)  # one line, exit status 2
 
 
-def _topics(settings: GatewaySettings) -> None:
-    ensure_topics(
-        settings.bootstrap_servers,
-        [settings.topic_prefix + t for t in ALL_TOPICS],
-        settings.partitions,
-    )
+def _topics(kafka: KafkaSettings) -> None:
+    ensure_topics(kafka.bootstrap_servers, [kafka.topic(t) for t in ALL_TOPICS], kafka.partitions)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -60,7 +51,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     settings = load_settings(path)
-    _topics(settings)
+    _topics(settings.kafka)
     options = {
         "host": settings.host,
         "port": settings.port,
@@ -126,17 +117,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if not args.worker:  # supervise a worker process: see paynotify/supervisor.py
         from paynotify.supervisor import supervise
 
-        path = config_path(args.config)  # a wrong file is one line now, not a restart loop
-        load_settings(path)
-        load_stream_settings(path)
+        load_stream_settings(config_path(args.config))  # a wrong file: one line, no restarts
 
         command = [sys.executable, "-m", "paynotify.cli", "--log-level", args.log_level]
         if args.config:
             command += ["--config", args.config]
         return supervise([*command, "stream", "--worker"], "stream")
-    path = config_path(args.config)
-    _topics(load_settings(path))
-    settings = load_stream_settings(path)
+    settings = load_stream_settings(config_path(args.config))
+    _topics(settings.kafka)
     if settings.engine == "quix":
         # quixstreams imports confluent-kafka's schema registry, which imports authlib's httpx
         # client; authlib forces its deprecation warning to show ("always"), a line of noise and
@@ -158,9 +146,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_sink(args: argparse.Namespace) -> int:
     from sinks.consumer import KafkaSink
 
-    path = config_path(args.config)
-    _topics(load_settings(path))
-    settings = load_sink_settings(path)
+    settings = load_sink_settings(config_path(args.config))
+    _topics(settings.kafka)
     engine = create_db_engine(settings.database_url)
     stop = threading.Event()  # the sink checks the schema itself, waiting out a database outage
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -176,9 +163,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka(args: argparse.Namespace) -> KafkaSettings:
+    """Return the ``[kafka]`` section alone: no service's secrets are read for it."""
+    path = config_path(args.config)
+    return kafka_settings(read_toml(path), path)
+
+
 def cmd_orders_add(args: argparse.Namespace) -> int:
-    settings = load_settings(config_path(args.config))
-    _topics(settings)
+    kafka = _kafka(args)
+    _topics(kafka)
     order = ExpectedOrder(
         out_trade_no=args.out_trade_no,
         account=args.account,
@@ -186,17 +179,15 @@ def cmd_orders_add(args: argparse.Namespace) -> int:
         currency=args.currency,
         created_at=datetime.now(UTC).isoformat(),
     )
-    publish_orders(settings.bootstrap_servers, settings.topic_prefix + ORDERS_TOPIC, [order])
+    publish_orders(kafka.bootstrap_servers, kafka.topic(ORDERS_TOPIC), [order])
     print(f"order {order.out_trade_no} published: {order.amount_minor} {order.currency}")
     return 0
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    settings = load_settings(config_path(args.config))
+    kafka = _kafka(args)
     created = ensure_topics(
-        settings.bootstrap_servers,
-        [settings.topic_prefix + t for t in ALL_TOPICS],
-        settings.partitions,
+        kafka.bootstrap_servers, [kafka.topic(t) for t in ALL_TOPICS], kafka.partitions
     )
     print(f"created: {', '.join(created) or 'nothing (all exist)'}")
     return 0
@@ -254,8 +245,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _demo_key(path: Path) -> Path:
-    from gateway.settings import read_toml
-
     demo = read_toml(path).get("demo", {})
     if "alipay_private_key" not in demo:
         raise ConfigError("--demo needs [demo] alipay_private_key in the configuration file")

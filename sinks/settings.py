@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.config import KafkaSettings, kafka_settings, read_toml
+from gateway.errors import ConfigError
 from sinks.errors import SinkConfigError
 
 
@@ -25,10 +26,16 @@ class SinkSettings:
     metrics_listen: str | None = None
     max_backoff_s: float = 30.0
     session_timeout_ms: int = 10000
+    partitions: int = 8
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
         return self.topic_prefix + name
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Return the shared ``[kafka]`` settings this sink was built from."""
+        return KafkaSettings(self.bootstrap_servers, self.partitions, self.topic_prefix)
 
 
 def load_sink_settings(path: Path) -> SinkSettings:
@@ -38,19 +45,20 @@ def load_sink_settings(path: Path) -> SinkSettings:
         SinkConfigError: the database URL or a value is invalid.
     """
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SinkConfigError(f"{path}: {exc}") from None
-    kafka: dict[str, Any] = doc.get("kafka", {})
+        doc = read_toml(path)
+        kafka = kafka_settings(doc, path)
+    except ConfigError as exc:
+        raise SinkConfigError(str(exc)) from None
     sink: dict[str, Any] = doc.get("sink", {})
     url = resolve_url(
         str(doc.get("database", {}).get("url", "sqlite:///var/paynotify.db")), path.parent
     )
-    prefix = str(kafka.get("topic_prefix", ""))
+    prefix = kafka.topic_prefix
     return SinkSettings(
         database_url=url,
-        bootstrap_servers=str(kafka.get("bootstrap_servers", "127.0.0.1:9092")),
+        bootstrap_servers=kafka.bootstrap_servers,
         topic_prefix=prefix,
+        partitions=kafka.partitions,
         group_id=str(sink.get("group_id", f"{prefix}paynotify-sink")),
         batch_size=_positive(sink, "batch_size", 500, int),
         flush_interval_s=_positive(sink, "flush_interval_seconds", 0.2, float),

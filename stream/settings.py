@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.config import KafkaSettings, kafka_settings, read_toml
+from gateway.errors import ConfigError
 from stream.errors import StreamConfigError
 
 ENGINES = ("quix", "faust")  # stream/engines/quix.py (default), stream/engines/faust.py
@@ -36,6 +37,11 @@ class StreamSettings:
         """Return a topic's full name under the configured prefix."""
         return self.topic_prefix + name
 
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Return the shared ``[kafka]`` settings this worker was built from."""
+        return KafkaSettings(self.bootstrap_servers, self.partitions, self.topic_prefix)
+
 
 def load_stream_settings(path: Path) -> StreamSettings:
     """Build the stream settings from a configuration file.
@@ -45,12 +51,12 @@ def load_stream_settings(path: Path) -> StreamSettings:
             for.
     """
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise StreamConfigError(f"{path}: {exc}") from None
-    kafka: dict[str, Any] = doc.get("kafka", {})
+        doc = read_toml(path)
+        kafka = kafka_settings(doc, path)
+    except ConfigError as exc:
+        raise StreamConfigError(str(exc)) from None
     stream: dict[str, Any] = doc.get("stream", {})
-    prefix = str(kafka.get("topic_prefix", ""))
+    prefix = kafka.topic_prefix
     guarantee = str(stream.get("processing_guarantee", "exactly_once"))
     if guarantee not in ("at_least_once", "exactly_once"):
         raise StreamConfigError(
@@ -61,12 +67,9 @@ def load_stream_settings(path: Path) -> StreamSettings:
         raise StreamConfigError(
             f"[stream] engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}"
         )
-    partitions = kafka.get("partitions", 8)
-    if not isinstance(partitions, int) or partitions < 1:
-        raise StreamConfigError("[kafka] partitions must be a positive integer")
     return StreamSettings(
-        bootstrap_servers=str(kafka.get("bootstrap_servers", "127.0.0.1:9092")),
-        partitions=partitions,
+        bootstrap_servers=kafka.bootstrap_servers,
+        partitions=kafka.partitions,
         topic_prefix=prefix,
         app_id=str(stream.get("app_id", f"{prefix}paynotify-stream")),
         data_dir=path.parent / str(stream.get("data_dir", "var/stream")),

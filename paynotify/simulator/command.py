@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.settings import GatewaySettings, config_path, load_settings, read_toml
+from gateway.config import config_path, read_toml
+from gateway.settings import GatewaySettings, load_settings
 from paynotify.errors import SigningKeyError
 from paynotify.orders import publish_orders
 from paynotify.simulator import keys as signing
