@@ -25,7 +25,7 @@ from gateway.config import config_path
 from gateway.errors import ClientDisconnectedError, GatewayError, NotFoundError
 from gateway.metrics import build_metrics, release_metrics, shared_metrics_dir
 from gateway.publisher import KafkaPublisher, Publisher
-from gateway.routes import accept, within
+from gateway.routes import accept
 from gateway.settings import GatewaySettings, load_settings
 
 Scope = MutableMapping[str, Any]
@@ -71,7 +71,7 @@ class LeanGateway:
         try:
             if not account:
                 raise NotFoundError("unknown provider or account")
-            chunks = within(_body_chunks(receive), self.state.settings.read_timeout_seconds)
+            chunks = _body_chunks(receive)
             return await accept(self.state, provider, account, Headers(scope=scope), client, chunks)
         except GatewayError as exc:
             return error_response(self.state.metrics, provider, account, exc)

@@ -28,25 +28,6 @@ from gateway.records import Notification, RecordError
 log = logging.getLogger("paynotify.gateway")
 
 
-async def within(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
-    """Yield the body's chunks as long as the whole body arrives within ``seconds``.
-
-    Raises:
-        RequestTimeoutError: the body was not complete by then.
-    """
-    deadline = asyncio.get_running_loop().time() + seconds
-    iterator = aiter(chunks)
-    while True:
-        try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise RequestTimeoutError("the body did not arrive within the read timeout") from None
-        yield chunk
-
-
 async def accept(
     state: Any,
     provider: str,
@@ -102,7 +83,10 @@ async def _accept(
     config = _account(state.settings.accounts, provider, account)
     check_source(state.settings.source_networks.get((provider, account)), client)
     with state.metrics.in_flight.track_inprogress():
-        body = await read_body(chunks, headers, state.settings.max_body_bytes)
+        settings = state.settings
+        body = await read_body(
+            chunks, headers, settings.max_body_bytes, settings.read_timeout_seconds
+        )
         notes = verified(provider, body, headers, config, now=state.clock())
         await publish(state, notes)
     return notes
@@ -178,20 +162,28 @@ def _account(accounts: Mapping[tuple[str, str], AccountConfig], provider: str, n
     return accounts[(provider, name)]
 
 
-async def read_body(chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int) -> bytes:
-    """Read the request body, refusing it as soon as it grows past ``limit`` bytes.
+async def read_body(
+    chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int, seconds: float
+) -> bytes:
+    """Read the request body, refusing it as soon as it grows past ``limit`` bytes or takes
+    longer than ``seconds`` to arrive.
 
     Raises:
         BodyTooLargeError: the declared or actual length exceeds the limit.
+        RequestTimeoutError: the body was not complete in time.
     """
     declared = headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError("request body is too large")
     received: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError("request body is too large")
-        received.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLargeError("request body is too large")
+                received.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError("the body did not arrive within the read timeout") from None
     return b"".join(received)

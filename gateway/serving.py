@@ -7,7 +7,7 @@ connections, so a few hundred of them lock every provider out. ``DeadlineHttpToo
 closes a connection whose request is not fully received ``timeout_seconds`` after the
 connection opened or the previous answer was sent (``408``), and refuses a head with more than
 ``max_headers`` headers or ``max_header_bytes`` bytes (``431``). The ASGI app keeps its own body
-deadline too (``gateway.routes.within``), for servers other than this one.
+deadline too (``gateway.routes.read_body``), for servers other than this one.
 
 This is the one module that touches uvicorn's internals. It relies on these names of
 ``uvicorn.protocols.http.httptools_impl``: ``HttpToolsProtocol`` and its methods

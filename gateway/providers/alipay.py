@@ -160,7 +160,9 @@ def parse_form(body: bytes) -> dict[str, str]:
         key, sep, value = chunk.partition(b"=")
         if not sep:
             raise MalformedBodyError("form field without '='")
-        pairs.append((_unquote(key), _unquote(value)))
+        if b"%" in chunk or b"+" in chunk:  # most fields are plain: no call for them
+            key, value = _unquote(key), _unquote(value)
+        pairs.append((key, value))
     charset = _charset(pairs)
     params: dict[str, str] = {}
     for key, value in pairs:
