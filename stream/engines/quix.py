@@ -39,6 +39,7 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 
 from gateway.records import RecordError
 from stream.engines.clock import TickClock
+from stream.engines.failfast import FailFast
 from stream.processing import INPUT_TOPICS, OUTPUT_TOPIC_OF, OrderProcessor, OutputRecord
 from stream.settings import StreamSettings
 from stream.transitions import Input, Tick
@@ -224,9 +225,10 @@ def transactional_id(settings: StreamSettings) -> str:
     return f"{settings.app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
 
-def create_app(settings: StreamSettings) -> Application:
+def create_app(settings: StreamSettings, failures: FailFast | None = None) -> Application:
     """Build the Application and its one dataframe: merged inputs, the step, the outputs."""
     exactly_once = settings.processing_guarantee == "exactly_once"
+    failures = failures or FailFast(EXIT_RESTART)
     app = Application(
         broker_address=settings.bootstrap_servers,
         consumer_group=settings.app_id,
@@ -238,6 +240,9 @@ def create_app(settings: StreamSettings) -> Application:
         producer_extra_config=producer_config(settings, exactly_once),
         consumer_extra_config=consumer_config(settings),
         consumer_poll_timeout=POLL_TIMEOUT_S,
+        on_consumer_error=failures.on_consumer_error,
+        on_producer_error=failures.on_producer_error,
+        on_processing_error=failures.on_processing_error,
     )
     merged = None
     for name in INPUT_TOPICS:
@@ -323,7 +328,8 @@ def run(settings: StreamSettings) -> int:
     """
     ensure_due_topic(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    failures = FailFast(EXIT_RESTART)
+    app = create_app(settings, failures)
     stop = threading.Event()
     clock = TickClock(settings, due_topic(settings), stop)
     clock.start()
@@ -338,6 +344,7 @@ def run(settings: StreamSettings) -> int:
         )
         return EXIT_RESTART
     finally:
+        failures.disarm()
         stopper.finish()
         stop.set()
         clock.join(10)
