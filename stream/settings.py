@@ -13,6 +13,11 @@ from stream.errors import StreamConfigError
 ENGINES = ("quix", "faust")  # stream/engines/quix.py (default), stream/engines/faust.py
 DEFAULT_ENGINE = ENGINES[0]
 DEFAULT_COMMIT_INTERVAL_S = 0.1
+# How long the group waits for a member's heartbeat before moving its partitions. Both engines
+# send heartbeats from a thread or task of their own, so a busy step does not miss them. At 60 s
+# (the old default) a worker restarted after a broker kill -9 waited up to 70 s in JoinGroup for
+# its own dead predecessor (docs/reliability.md, "A broker killed during the first assignment").
+DEFAULT_SESSION_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class StreamSettings:
     pending_timeout_s: float = 3600.0
     retention_s: float = 30 * 86400.0
     tick_interval_s: float = 10.0
-    session_timeout_s: float = 60.0
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
     engine: str = DEFAULT_ENGINE
 
     def topic(self, name: str) -> str:
@@ -79,6 +84,6 @@ def load_stream_settings(path: Path) -> StreamSettings:
         pending_timeout_s=float(stream.get("pending_timeout_seconds", 3600.0)),
         retention_s=float(stream.get("retention_days", 30)) * 86400.0,
         tick_interval_s=float(stream.get("tick_interval_seconds", 10.0)),
-        session_timeout_s=float(stream.get("session_timeout_seconds", 60.0)),
+        session_timeout_s=float(stream.get("session_timeout_seconds", DEFAULT_SESSION_TIMEOUT_S)),
         engine=engine,
     )

@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger("paynotify.stream")
 
-GRACE_S = 30.0
+GRACE_S = 10.0  # a stop after an error skips the checkpoint: it only closes the clients
 
 
 class FailFast:

@@ -323,13 +323,18 @@ def run(settings: StreamSettings) -> int:
     visible, and the next worker resumes from the committed offsets and changelog. That is an
     expected event, told in one log line; ``paynotify stream``'s supervisor restarts the worker.
 
-    Raises:
-        KafkaException: the due-times topic cannot be created.
+    Starting needs the broker (the due-times topic, the topics' metadata): a broker that is down
+    or goes away meanwhile is told in one line and ends the worker with :data:`EXIT_RESTART`, so
+    the supervisor tries again after its pause.
     """
-    ensure_due_topic(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     failures = FailFast(EXIT_RESTART)
-    app = create_app(settings, failures)
+    try:
+        ensure_due_topic(settings)
+        app = create_app(settings, failures)
+    except KafkaException as exc:
+        log.error("stream worker cannot start: Kafka unavailable", extra={"error": str(exc)[:300]})
+        return EXIT_RESTART
     stop = threading.Event()
     clock = TickClock(settings, due_topic(settings), stop)
     clock.start()

@@ -71,6 +71,7 @@ def play(
     finally:
         stack.stop()
     outcome.unhandled = stack.unhandled()
+    outcome.trouble = stack.trouble()
     report(outcome, capsys)
     return outcome
 
@@ -95,6 +96,7 @@ def assert_invariants(outcome: Outcome, size: Size) -> None:
                 f"{d.out_trade_no}: {d.problem} ({d.detail})"
                 for d in outcome.verification.discrepancies[:20]
             ),
+            *outcome.trouble,
         ]
     )
     assert not outcome.exited, f"services died by themselves: {outcome.exited}\n{detail}"

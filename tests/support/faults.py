@@ -153,8 +153,18 @@ class FaultStack:
                 found[name] = lines
         return found
 
-    def log_tail(self, name: str, chars: int = 3000) -> str:
-        return self.services[name].output()[-chars:]
+    def trouble(self, lines: int = 12) -> list[str]:
+        """Return the last warnings and errors each service logged itself (what a failed run
+        prints, so that a CI log shows why: a worker that restarted, could not start, ...)."""
+        found = []
+        for name, service in self.services.items():
+            own = [
+                line
+                for line in service.output().splitlines()
+                if '"logger":"paynotify' in line and '"level":"info"' not in line
+            ]
+            found += [f"{name}: {line[:400]}" for line in own[-lines:]]
+        return found
 
 
 Fault = Callable[[FaultStack], None]
@@ -174,6 +184,7 @@ class Outcome:
     unhandled: dict[str, list[str]]
     exited: dict[str, int] = field(default_factory=dict)  # services that died by themselves
     fault_seconds: list[float] = field(default_factory=list)
+    trouble: list[str] = field(default_factory=list)  # the services' own warnings and errors
 
     @property
     def problems(self) -> Counter[str]:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from gateway.records import NOTIFICATIONS_TOPIC
+from stream.engines import quix
 from stream.engines.clock import DueTimes
 from stream.engines.quix import (
     READY_TEXT,
@@ -221,3 +223,20 @@ def test_quix_stop_on_signal_ignores_other_signals() -> None:
         assert not stopper.is_alive()
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_quix_run_without_a_broker_says_so_in_one_line_and_asks_for_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broker killed while the worker starts once ended it with a traceback (fault suite).
+    def broker_down(_settings: StreamSettings) -> None:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "1/1 brokers are down"))
+
+    monkeypatch.setattr(quix, "ensure_due_topic", broker_down)
+    with caplog.at_level(logging.ERROR, logger="paynotify.stream"):
+        code = quix.run(replace(SETTINGS, data_dir=tmp_path / "data"))
+    assert code == quix.EXIT_RESTART
+    assert [r.getMessage() for r in caplog.records] == [
+        "stream worker cannot start: Kafka unavailable"
+    ]
+    assert "brokers are down" in caplog.records[0].error  # type: ignore[attr-defined]
