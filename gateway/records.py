@@ -18,6 +18,8 @@ import orjson
 NOTIFICATIONS_TOPIC = "payment-notifications"
 
 KINDS = frozenset({"payment", "refund", "close"})
+# How a notification came: pushed to the gateway, or proven by querying the provider (reconcile).
+SOURCES = frozenset({"webhook", "query"})
 # Amounts are minor units in a signed 64-bit integer (what Kafka clients, databases and JSON
 # parsers of other languages all hold without loss).
 MAX_MINOR = 2**63 - 1
@@ -89,7 +91,8 @@ class Notification(JsonRecord):
     (False: a refund the provider says failed or was closed): the stream reads it instead of any
     provider's status words. ``notify_id`` is the provider's id of this notification (Alipay
     ``notify_id``, WeChat ``id``, Stripe ``evt_…``, ``webhook-id``, Adyen ``pspReference`` and
-    ``eventCode``): the same on every retry, so it is the deduplication key.
+    ``eventCode``): the same on every retry, so it is the deduplication key. ``source`` says how
+    it came: ``webhook`` (the gateway) or ``query`` (``paynotify reconcile`` asked the provider).
     """
 
     provider: str
@@ -109,6 +112,7 @@ class Notification(JsonRecord):
     refund_id: str | None = None
     refund_amount_minor: int | None = None
     refund_total_minor: int | None = None
+    source: str = "webhook"
 
     def to_bytes(self) -> bytes:
         """Encode as the topic's UTF-8 JSON value (flat fields: no deep copy as ``asdict``)."""
@@ -143,6 +147,8 @@ class Notification(JsonRecord):
         _check_base64(self.raw_body_b64)
         if not isinstance(self.succeeded, bool):
             raise RecordError("succeeded must be true or false")
+        if not isinstance(self.source, str) or self.source not in SOURCES:
+            raise RecordError(f"unknown source {self.source!r:.40}")
 
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""

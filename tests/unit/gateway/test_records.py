@@ -31,6 +31,8 @@ def test_notification_check_genuine_record_round_trips() -> None:
     assert Notification.from_bytes(GOOD.to_bytes()) == GOOD
     refund = replace(GOOD, kind="refund", refund_id="r-1", refund_total_minor=2**63 - 1)
     assert Notification.from_bytes(refund.to_bytes()) == refund
+    queried = replace(GOOD, source="query")
+    assert Notification.from_bytes(queried.to_bytes()) == queried
 
 
 @pytest.mark.parametrize(
@@ -60,6 +62,8 @@ def test_notification_check_genuine_record_round_trips() -> None:
         {"raw_body_b64": "not base64!"},
         {"out_trade_no": "o-\x001"},  # PostgreSQL's text cannot hold NUL
         {"status": "TRADE\x00SUCCESS"},
+        {"source": "email"},
+        {"source": None},
     ],
 )
 def test_notification_check_absurd_field_raises_record_error(change: dict[str, Any]) -> None:
