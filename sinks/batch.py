@@ -7,6 +7,7 @@ events, expected orders and anomalies are kept once per id (redeliveries inside 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ class Record:
 
 @dataclass(slots=True)
 class BatchResult:
-    """What one batch did; ``add`` sums them up."""
+    """What one batch did; ``add`` sums them up. ``reasons`` splits ``anomalies`` by reason."""
 
     records: int = 0
     events_new: int = 0
@@ -63,6 +64,7 @@ class BatchResult:
     anomalies: int = 0
     undecodable_record: int = 0
     unapplicable: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: BatchResult) -> None:
         """Add another batch's counts to these."""

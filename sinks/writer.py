@@ -134,7 +134,8 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
     record_refunds(conn, fresh, batch)
     refunded = {e.out_trade_no for e, _ in fresh if isinstance(e, OrderRefunded)}
     settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders), refunded)
-    result.anomalies += record_anomalies(conn, batch.anomalies)
+    result.reasons = record_anomalies(conn, batch.anomalies)
+    result.anomalies += result.reasons.total()
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections import Counter
 
 from sqlalchemy import Engine, delete, func, select, text
 
@@ -109,6 +110,7 @@ def check_undecodable_and_anomalies_are_kept_once(engine: Engine) -> None:
         with engine.begin() as conn:
             result = write_batch(conn, batch)
         assert (result.anomalies, result.undecodable_record) == (new, 1)
+        assert result.reasons == Counter({"amount_mismatch": new})  # a redelivery: none
     with engine.connect() as conn:
         reasons = sorted(conn.scalars(select(anomalies.c.reason)).all())
         sources = sorted(conn.scalars(select(anomalies.c.source)).all())
