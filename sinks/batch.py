@@ -13,6 +13,7 @@ from typing import Any
 
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
@@ -20,6 +21,7 @@ from stream.records import (
     Anomaly,
     ExpectedOrder,
     JsonRecord,
+    NotificationDecision,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
@@ -33,6 +35,7 @@ DECODERS: dict[str, type[JsonRecord]] = {
     ORDER_REFUNDED_TOPIC: OrderRefunded,
     ORDER_CLOSED_TOPIC: OrderClosed,
     ANOMALIES_TOPIC: Anomaly,
+    DECISIONS_TOPIC: NotificationDecision,
 }
 
 
@@ -65,6 +68,7 @@ class BatchResult:
     undecodable_record: int = 0
     unapplicable: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    decisions: int = 0  # notification decisions written (the newest per notification)
 
     def add(self, other: BatchResult) -> None:
         """Add another batch's counts to these."""
@@ -81,6 +85,7 @@ class Batch:
     raw: dict[str, bytes] = field(default_factory=dict)
     anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)
     event_records: int = 0
+    decisions: dict[tuple[str, str], NotificationDecision] = field(default_factory=dict)
 
     def anomaly(
         self,
@@ -124,9 +129,16 @@ def decode_into(batch: Batch, record: Record, result: BatchResult) -> None:
     if record.value is None:
         raise RecordError("the record has no value")
     value = decoder.from_bytes(record.value)
-    assert isinstance(value, ExpectedOrder | Anomaly | OrderPaid | OrderRefunded | OrderClosed)
+    assert isinstance(
+        value,
+        ExpectedOrder | Anomaly | OrderPaid | OrderRefunded | OrderClosed | NotificationDecision,
+    )
     _check_key(record.key, value.out_trade_no)
-    if isinstance(value, ExpectedOrder):
+    if isinstance(value, NotificationDecision):  # a later decision replaces an earlier one
+        known = batch.decisions.get((value.account, value.notify_id))
+        if known is None or value.version >= known.version:
+            batch.decisions[(value.account, value.notify_id)] = value
+    elif isinstance(value, ExpectedOrder):
         batch.orders.setdefault(value.out_trade_no, value)
     elif isinstance(value, Anomaly):
         batch.anomalies.setdefault(value.anomaly_id, _from_topic(value, record.source))

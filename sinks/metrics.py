@@ -9,7 +9,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from sinks.batch import BatchResult
 
-ROWS = {"events_new": "order_events", "orders": "orders", "anomalies": "anomalies"}
+ROWS = {
+    "events_new": "order_events",
+    "orders": "orders",
+    "anomalies": "anomalies",
+    "decisions": "notifications",
+}
 ANOMALIES = ("anomalies", "undecodable_record", "unapplicable")
 FAILED = ANOMALIES[1:]
 

@@ -342,8 +342,9 @@ class NotificationDecision(JsonRecord):
         check_text("out_trade_no", self.out_trade_no, ID_CHARS)
         check_text("account", self.account, ACCOUNT_CHARS)
         check_text("provider", self.provider, PROVIDER_CHARS)
-        for name in ("kind", "source", "decision"):
-            check_text(name, getattr(self, name), 32)
+        check_text("kind", self.kind, 16)
+        check_text("source", self.source, 16)
+        check_text("decision", self.decision, 32)
         check_text("status", self.status, NOTIFY_ID_CHARS)
         check_text("provider_trade_no", self.provider_trade_no, ID_CHARS, required=False)
         if self.refund_id is not None:
