@@ -177,8 +177,11 @@ def _order(labels: tuple[str, ...]) -> PlannedOrder:
 def test_compare_as_expected_finds_nothing() -> None:
     order = _order(("paid", "partial_refund"))
     want = order.expected
-    seen = Observed(want.status, want.refunded_minor, (), 1)
+    genuine = sum(1 for m in order.messages if m.authenticity != "forged")
+    seen = Observed(want.status, want.refunded_minor, (), 1, genuine)
     assert compare(order, seen) == []
+    fewer = Observed(want.status, want.refunded_minor, (), 1, genuine - 1)
+    assert [d.problem for d in compare(order, fewer)] == ["unrecorded notification"]
 
 
 @pytest.mark.parametrize(
