@@ -98,7 +98,7 @@ def compare(order: PlannedOrder, seen: Observed) -> list[Discrepancy]:
     if seen.status is not None and seen.refunded_minor != want.refunded_minor:
         detail = f"{seen.refunded_minor}, expected {want.refunded_minor}"
         found.append(("wrong refunded amount", detail))
-    genuine = sum(1 for m in order.messages if m.authenticity != "forged")
+    genuine = len({m.notify_id for m in order.messages if m.authenticity == "genuine"})
     if seen.notifications != genuine:
         detail = f"{seen.notifications} notifications on record, {genuine} genuine sent"
         found.append(("unrecorded notification", detail))
