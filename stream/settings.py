@@ -37,6 +37,7 @@ class StreamSettings:
     tick_interval_s: float = 10.0
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
     engine: str = DEFAULT_ENGINE
+    metrics_listen: str | None = None  # "host:port" of the worker's Prometheus /metrics
 
     def topic(self, name: str) -> str:
         """Return a topic's full name under the configured prefix."""
@@ -86,4 +87,14 @@ def load_stream_settings(path: Path) -> StreamSettings:
         tick_interval_s=float(stream.get("tick_interval_seconds", 10.0)),
         session_timeout_s=float(stream.get("session_timeout_seconds", DEFAULT_SESSION_TIMEOUT_S)),
         engine=engine,
+        metrics_listen=_listen(stream.get("metrics_listen")),
     )
+
+
+def _listen(value: object) -> str | None:
+    if value is None:
+        return None
+    port = str(value).rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise StreamConfigError('[stream] metrics_listen must be "host:port"')
+    return str(value)

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("paynotify.stream")
@@ -31,9 +32,15 @@ GRACE_S = 10.0  # a stop after an error skips the checkpoint: it only closes the
 class FailFast:
     """Quix Streams' ``on_consumer_error``, ``on_producer_error`` and ``on_processing_error``."""
 
-    def __init__(self, exit_code: int, grace_s: float = GRACE_S) -> None:
+    def __init__(
+        self,
+        exit_code: int,
+        grace_s: float = GRACE_S,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.exit_code = exit_code
         self.grace_s = grace_s
+        self.on_error = on_error  # told where each error came from (the worker's metrics)
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
@@ -57,6 +64,8 @@ class FailFast:
 
     def _stop(self, where: str, exc: Exception) -> bool:
         log.error("stream worker %s error: stopping", where, extra={"error": _describe(exc)})
+        if self.on_error is not None:
+            self.on_error(where)
         with self._lock:
             if self._timer is None:
                 self._timer = threading.Timer(self.grace_s, self._exit)

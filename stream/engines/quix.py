@@ -40,6 +40,7 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 from gateway.records import RecordError
 from stream.engines.clock import TickClock
 from stream.engines.failfast import FailFast
+from stream.engines.metrics import StreamMetrics
 from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
 from stream.records import OUTPUT_TOPICS
 from stream.settings import StreamSettings
@@ -80,17 +81,21 @@ def iso(at: datetime) -> str:
 class OrderStep:
     """The stateful step: one input record in, the records to produce out."""
 
-    def __init__(self, settings: StreamSettings) -> None:
+    def __init__(self, settings: StreamSettings, metrics: StreamMetrics | None = None) -> None:
         self.processor = OrderProcessor(settings.pending_timeout_s, settings.retention_s)
         self.routes = {settings.topic(name): name for name in INPUT_TOPICS}
         self.due_topic = due_topic(settings)
+        self.metrics = metrics
 
     def __call__(
         self, value: bytes, key: bytes | None, timestamp: int, headers: Any, state: State[str, Any]
     ) -> list[OutputRecord]:
         """Decode, apply and store the current record; return what it emits."""
         ctx = message_context()
-        return self.step(ctx.topic, ctx.partition, ctx.offset, key, value, state)
+        outputs = self.step(ctx.topic, ctx.partition, ctx.offset, key, value, state)
+        if self.metrics is not None:
+            self.metrics.count(ctx.topic, [r.topic for r in outputs])
+        return outputs
 
     def step(
         self,
@@ -148,11 +153,14 @@ class ReadyLog:
     says when the group is steady and how many partitions this member holds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: StreamMetrics | None = None) -> None:
         self.rebalances: int | None = None
+        self.metrics = metrics
 
     def __call__(self, stats: str) -> None:
-        """Read one statistics document; log once per settled assignment."""
+        """Read one statistics document; log once per settled assignment (and feed metrics)."""
+        if self.metrics is not None:
+            self.metrics.statistics(stats)
         group = consumer_group_stats(stats)
         settled = group.get("join_state") == "steady" and group.get("assignment_size", 0) > 0
         if settled and group.get("rebalance_cnt") != self.rebalances:
@@ -226,7 +234,11 @@ def transactional_id(settings: StreamSettings) -> str:
     return f"{settings.app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
 
-def create_app(settings: StreamSettings, failures: FailFast | None = None) -> Application:
+def create_app(
+    settings: StreamSettings,
+    failures: FailFast | None = None,
+    metrics: StreamMetrics | None = None,
+) -> Application:
     """Build the Application and its one dataframe: merged inputs, the step, the outputs."""
     exactly_once = settings.processing_guarantee == "exactly_once"
     failures = failures or FailFast(EXIT_RESTART)
@@ -239,7 +251,7 @@ def create_app(settings: StreamSettings, failures: FailFast | None = None) -> Ap
         state_dir=settings.data_dir,
         loglevel=None,  # our logging setup (paynotify/logs.py) formats quixstreams' lines too
         producer_extra_config=producer_config(settings, exactly_once),
-        consumer_extra_config=consumer_config(settings),
+        consumer_extra_config=consumer_config(settings, metrics),
         consumer_poll_timeout=POLL_TIMEOUT_S,
         on_consumer_error=failures.on_consumer_error,
         on_producer_error=failures.on_producer_error,
@@ -251,7 +263,7 @@ def create_app(settings: StreamSettings, failures: FailFast | None = None) -> Ap
         merged = frame if merged is None else merged.concat(frame)
     assert merged is not None
     outputs = output_topics(app, settings)
-    rows = merged.apply(OrderStep(settings), stateful=True, expand=True, metadata=True)
+    rows = merged.apply(OrderStep(settings, metrics), stateful=True, expand=True, metadata=True)
     rows.to_topic(lambda value, _key, _ts, _headers: outputs[value.topic], key=record_key)
     return app
 
@@ -286,12 +298,14 @@ def producer_config(settings: StreamSettings, exactly_once: bool) -> dict[str, A
     return config
 
 
-def consumer_config(settings: StreamSettings) -> dict[str, Any]:
+def consumer_config(
+    settings: StreamSettings, metrics: StreamMetrics | None = None
+) -> dict[str, Any]:
     """Return the consumer options: the session timeout and the statistics for :class:`ReadyLog`."""
     return {
         "session.timeout.ms": int(settings.session_timeout_s * 1000),
         "statistics.interval.ms": STATS_INTERVAL_MS,
-        "stats_cb": ReadyLog(),
+        "stats_cb": ReadyLog(metrics),
     }
 
 
@@ -329,13 +343,22 @@ def run(settings: StreamSettings) -> int:
     the supervisor tries again after its pause.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    failures = FailFast(EXIT_RESTART)
+    metrics = StreamMetrics(settings.topic_prefix) if settings.metrics_listen else None
+    failures = FailFast(EXIT_RESTART, on_error=metrics.error if metrics else None)
     try:
         ensure_due_topic(settings)
-        app = create_app(settings, failures)
+        app = create_app(settings, failures, metrics)
     except KafkaException as exc:
         log.error("stream worker cannot start: Kafka unavailable", extra={"error": str(exc)[:300]})
         return EXIT_RESTART
+    if metrics is not None and settings.metrics_listen is not None:
+        try:
+            metrics.serve(settings.metrics_listen)
+        except OSError as exc:  # payments go on without /metrics; the line says why
+            log.error(
+                "stream worker cannot serve metrics",
+                extra={"listen": settings.metrics_listen, "error": str(exc)[:300]},
+            )
     stop = threading.Event()
     clock = TickClock(settings, due_topic(settings), stop)
     clock.start()
@@ -354,4 +377,6 @@ def run(settings: StreamSettings) -> int:
         stopper.finish()
         stop.set()
         clock.join(10)
+        if metrics is not None:
+            metrics.close()
     return 0
