@@ -74,8 +74,8 @@ class StreamMetrics:
         self.lag.clear()
         for topic, detail in document.get("topics", {}).items():
             for partition, numbers in detail.get("partitions", {}).items():
-                lag = numbers.get("consumer_lag", -1)
-                if partition != "-1" and lag >= 0:
+                lag = partition_lag(numbers)
+                if partition != "-1" and lag is not None:
                     self.lag.labels(self._logical(topic), partition).set(lag)
 
     def serve(self, listen: str) -> None:
@@ -92,3 +92,21 @@ class StreamMetrics:
 
     def _logical(self, topic: str) -> str:
         return topic.removeprefix(self.prefix) if self.prefix else topic
+
+
+def partition_lag(numbers: dict[str, int]) -> int | None:
+    """Return a partition's lag from its statistics, or None when unknown (not assigned).
+
+    librdkafka's own ``consumer_lag`` counts from the offset the consumer committed, which a
+    transactional worker never does itself (its offsets go with the transaction): so the lag is
+    from the worker's position (``app_offset``, the next record it will process) to the end a
+    ``read_committed`` reader sees (``ls_offset``), or from the committed offset when the worker
+    has processed nothing of the partition yet.
+    """
+    end = numbers.get("ls_offset", -1)
+    position = numbers.get("app_offset", -1)
+    if position < 0:
+        position = numbers.get("committed_offset", -1)
+    if end < 0 or position < 0:
+        return None
+    return max(0, end - position)

@@ -57,6 +57,7 @@ def write_stream_config(
     database: str = "sqlite:///unused.db",
     tick: float = 2.0,
     pending: float = 3600.0,
+    metrics_listen: str | None = None,
 ) -> tuple[Path, str]:
     """Write a stream-only config for ``engine`` with a fresh topic prefix; create its topics."""
     prefix = prefix or f"s{uuid.uuid4().hex[:10]}-"
@@ -76,6 +77,7 @@ def write_stream_config(
             tick=tick,
             pending=pending,
         )
+        + (f'metrics_listen = "{metrics_listen}"\n' if metrics_listen else "")
     )
     ensure_topics(bootstrap, [prefix + t for t in ALL_TOPICS], partitions)
     return path, prefix

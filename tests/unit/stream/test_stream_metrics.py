@@ -37,18 +37,24 @@ def test_statistics_give_assignment_and_lag_of_assigned_partitions_only() -> Non
         "topics": {
             "t-orders": {
                 "partitions": {
-                    "0": {"consumer_lag": 7},
-                    "1": {"consumer_lag": -1},  # not assigned here
-                    "-1": {"consumer_lag": -1},  # librdkafka's internal partition
+                    "0": {"ls_offset": 17, "app_offset": 10, "committed_offset": -1001},
+                    "1": {"ls_offset": -1, "app_offset": -1001},  # not assigned here
+                    "-1": {"ls_offset": -1, "app_offset": -1001},  # librdkafka's own
+                    "2": {"ls_offset": 5, "app_offset": -1001, "committed_offset": 2},
                 }
             },
-            "t-payment-notifications": {"partitions": {"0": {"consumer_lag": 0}}},
+            "t-payment-notifications": {"partitions": {"0": {"ls_offset": 3, "app_offset": 3}}},
         },
     }
     metrics.statistics(json.dumps(stats))
     assert value(metrics, "paynotify_stream_assigned_partitions") == 2
     assert value(metrics, "paynotify_stream_consumer_lag", topic="orders", partition="0") == 7
     assert value(metrics, "paynotify_stream_consumer_lag", topic="orders", partition="1") is None
+    assert value(metrics, "paynotify_stream_consumer_lag", topic="orders", partition="2") == 3
+    lag = value(
+        metrics, "paynotify_stream_consumer_lag", topic="payment-notifications", partition="0"
+    )
+    assert lag == 0
     stats["topics"] = {}
     metrics.statistics(json.dumps(stats))  # partitions gone: their lag goes too
     assert b"paynotify_stream_consumer_lag{" not in generate_latest(metrics.registry)
