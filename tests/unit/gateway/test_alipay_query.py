@@ -17,6 +17,7 @@ from gateway.providers import alipay_query
 from gateway.providers.alipay import AlipayAccount
 from gateway.providers.query import QueryAnswer
 from tests.support import alipay as signer
+from tests.support.alipay_answers import answer, trade
 
 NOW = 1795687200.0  # 2026-11-26 10:00:00 UTC, 18:00:00 Beijing time
 APP_KEY = 5  # the merchant app's key; key 0 plays Alipay
@@ -30,35 +31,6 @@ def account(**extra: Any) -> AlipayAccount:
         app_private_key=signer.key(APP_KEY),
         **extra,
     )
-
-
-def trade(out_trade_no: str = "order-1", status: str = "TRADE_SUCCESS", **extra: Any) -> str:
-    """Return the ``alipay_trade_query_response`` text as Alipay writes it (slashes escaped)."""
-    node = {
-        "code": "10000",
-        "msg": "Success",
-        "buyer_logon_id": "159****5620",
-        "buyer_pay_amount": "0.00",
-        "invoice_amount": "0.00",
-        "out_trade_no": out_trade_no,
-        "point_amount": "0.00",
-        "receipt_amount": "0.00",
-        "send_pay_date": "2026-11-27 14:01:02",
-        "total_amount": "88.88",
-        "trade_no": "2026112722001419720500000001",
-        "trade_status": status,
-        **extra,
-    }
-    return json.dumps(node, ensure_ascii=False).replace("/", "\\/")
-
-
-def answer(node: str, key: int = 0, signed: str | None = None, status: int = 200) -> QueryAnswer:
-    """Return Alipay's answer: the node's raw text signed with key ``key`` (as Alipay does)."""
-    text = signed if signed is not None else node
-    signature = signer.key(key).sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
-    sign = base64.b64encode(signature).decode()
-    body = f'{{"alipay_trade_query_response":{node},"sign":"{sign}"}}'
-    return QueryAnswer(status, {"content-type": "text/html;charset=utf-8"}, body.encode())
 
 
 def _public_pem(n: int) -> str:
