@@ -18,8 +18,10 @@ from paynotify.orders import publish_orders
 from paynotify.simulator import keys as signing
 from paynotify.simulator.plan import PROVIDERS, Options, Plan, plan
 from paynotify.simulator.progress import ProgressBar, planned_copies
+from paynotify.simulator.queries import QueryServer, played_accounts
 from paynotify.simulator.report import Report, format_summary
 from paynotify.simulator.runner import Target, expected_orders, now_iso, simulate
+from paynotify.simulator.signers import SigningKeys
 from paynotify.simulator.verification import (
     Verification,
     count_paid_events,
@@ -40,6 +42,7 @@ RATIOS = (
     ("tampered", 0.05, "share of paid orders that also get a tampered copy first"),
     ("refunds", 0.2, "share of paid orders refunded (partly, fully, or fully in two)"),
     ("closes", 0.05, "share of orders closed unpaid (Alipay, Standard Webhooks, Adyen)"),
+    ("lost", 0.05, "share of orders paid with every webhook lost (accounts that reconcile)"),
 )
 
 
@@ -92,7 +95,25 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     providers = _split(args.providers)
     keys = signing.select(settings.accounts, providers, _key_paths(args.signing_key, path))
-    the_plan = plan(_options(args), signing.plan_accounts(keys))
+    played = played_accounts(keys)
+    the_plan = plan(_options(args), signing.plan_accounts(keys, played))
+    server = QueryServer(the_plan, played) if played else None
+    if server is not None:
+        server.start()
+    try:
+        return _run(args, path, settings, keys, the_plan)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(
+    args: argparse.Namespace,
+    path: Path,
+    settings: GatewaySettings,
+    keys: dict[tuple[str, str], SigningKeys],
+    the_plan: Plan,
+) -> int:
     if not args.no_orders:
         _publish(settings, the_plan)
     target = Target(args.url or f"http://{settings.host}:{settings.port}", _endpoints(args))
@@ -131,6 +152,7 @@ def _options(args: argparse.Namespace) -> Options:
         tampered=args.tampered,
         refunds=args.refunds,
         closes=args.closes,
+        lost=args.lost,
         seed=seed,
         run_id=args.run_id or f"sim-{uuid.uuid4().hex[:8]}",
     )

@@ -124,7 +124,8 @@ class _Runner:
         start = asyncio.get_running_loop().time()
         for order in self.plan.orders:
             tally = self.report.tally(order.provider)
-            tally.notifications += len(order.messages)
+            tally.notifications += sum(1 for m in order.messages if m.deliveries)
+            tally.lost += sum(1 for m in order.messages if not m.deliveries)
         tasks = [
             self._deliver(order, message, delivery, start + i * self.spacing)
             for i, order in enumerate(self.plan.orders)
