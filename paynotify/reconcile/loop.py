@@ -115,6 +115,7 @@ class Reconciler:
         self.settings, self.engine, self.producer, self.send = settings, engine, producer, send
         self.clock = clock
         self.previous: float | None = None
+        self.seen: set[tuple[str, str]] = set()  # open orders of the previous round
         self.window_s = max(settings.schedule(a).deadline_s for a in settings.accounts.values())
         self.window_s += GRACE_S
 
@@ -147,7 +148,9 @@ class Reconciler:
             account = self.settings.accounts[order.account]
             schedule = self.settings.schedule(account)
             age = (at - order.created_at).total_seconds()
-            previous = None if self.previous is None else age - (now - self.previous)
+            # First sight (a restart, or the sink wrote the order late): as if no previous round.
+            first = self.previous is None or (order.account, order.out_trade_no) not in self.seen
+            previous = None if first or self.previous is None else age - (now - self.previous)
             if not schedule.due(age, previous):
                 continue
             queried += 1
@@ -157,6 +160,7 @@ class Reconciler:
                 records.append(_unconfirmed(self.settings.kafka, account, order, outcome, now))
         self._publish(records)
         self.previous = now
+        self.seen = {(order.account, order.out_trade_no) for order in candidates}
         return queried
 
     def _ask(self, account: Reconcilable, order: OpenOrder, now: float) -> QueryOutcome | None:

@@ -5,7 +5,8 @@ An order created at ``created_at`` is queried at the ages ``after``, ``2·after`
 provider's webhook retry horizon: past it, no notification will come). Nothing is remembered per
 order: a round at time ``now`` queries the orders one of whose attempt ages falls since the
 previous round, so a restarted reconciler (no previous round) queries every open order once and
-then follows the schedule. Pure: the caller passes the ages.
+then follows the schedule; so does an order seen for the first time (the sink wrote it late), so
+that its deadline is not missed. Pure: the caller passes the ages.
 """
 
 from __future__ import annotations

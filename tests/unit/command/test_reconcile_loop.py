@@ -164,3 +164,23 @@ def test_no_answer_is_logged_and_retried_later(
     with caplog.at_level(logging.WARNING, logger="paynotify.reconcile"):
         assert loop.round(CREATED + 61) == 2
     assert producer.records == [] and "order query got no answer" in caplog.text
+
+
+def test_order_first_seen_past_its_deadline_is_still_reported(engine: Engine) -> None:
+    loop, producer = reconciler(engine, alipay(set()))
+    loop.round(CREATED + 3665)  # the two orders' deadline reports
+    with engine.begin() as conn:  # the sink writes an order late
+        conn.execute(
+            insert(orders),
+            {
+                "out_trade_no": "o-late",
+                "account": "shop",
+                "amount_minor": 1,
+                "currency": "CNY",
+                "status": "created",
+                "created_at": datetime.fromtimestamp(CREATED, UTC).isoformat(),
+            },
+        )
+    producer.records.clear()
+    loop.round(CREATED + 3700)
+    assert [a.out_trade_no for a in producer.anomalies()] == ["o-late"]
