@@ -23,6 +23,7 @@ from gateway.accounts import reconciling
 from gateway.config import CONFIG_ENV, KafkaSettings, config_path, kafka_settings, read_toml
 from gateway.errors import ConfigError, GatewayError
 from gateway.settings import METRICS_DIR_ENV, load_settings
+from paynotify import story
 from paynotify.broker import LocalBroker
 from paynotify.errors import PaynotifyError
 from paynotify.logs import setup_logging
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--amount-minor", type=int, required=True, help="amount in minor units (fen)")
     add.add_argument("--currency", default="CNY")
     add.set_defaults(func=cmd_orders_add)
+    story.add_parsers(orders, sub)
     simulate_command.add_parser(sub)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)

@@ -7,6 +7,7 @@ roots and prints one line). Messages never carry a secret.
     ├── TopicError          a topic has the wrong partition count, or could not be created
     ├── StackError          a part of the stack did not start
     ├── OrderPublishError   the broker did not acknowledge every order
+    ├── UnknownOrderError   nothing is on record for an order number asked for
     ├── ReconcileError      reconciliation cannot run (no account configures it), or a round
     │                       could not read the orders or publish what it proved
     └── SimulationError     ``paynotify simulate`` cannot run as asked
@@ -27,6 +28,10 @@ class BrokerError(PaynotifyError):
 
 class TopicError(PaynotifyError):
     """A topic exists with the wrong partition count, or could not be created."""
+
+
+class UnknownOrderError(PaynotifyError):
+    """Nothing at all (order, notification, event, anomaly) is on record for an order number."""
 
 
 class StackError(PaynotifyError):

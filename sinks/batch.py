@@ -7,11 +7,13 @@ events, expected orders and anomalies are kept once per id (redeliveries inside 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
@@ -19,6 +21,7 @@ from stream.records import (
     Anomaly,
     ExpectedOrder,
     JsonRecord,
+    NotificationDecision,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
@@ -32,6 +35,7 @@ DECODERS: dict[str, type[JsonRecord]] = {
     ORDER_REFUNDED_TOPIC: OrderRefunded,
     ORDER_CLOSED_TOPIC: OrderClosed,
     ANOMALIES_TOPIC: Anomaly,
+    DECISIONS_TOPIC: NotificationDecision,
 }
 
 
@@ -54,7 +58,7 @@ class Record:
 
 @dataclass(slots=True)
 class BatchResult:
-    """What one batch did; ``add`` sums them up."""
+    """What one batch did; ``add`` sums them up. ``reasons`` splits ``anomalies`` by reason."""
 
     records: int = 0
     events_new: int = 0
@@ -63,6 +67,8 @@ class BatchResult:
     anomalies: int = 0
     undecodable_record: int = 0
     unapplicable: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    decisions: int = 0  # notification decisions written (the newest per notification)
 
     def add(self, other: BatchResult) -> None:
         """Add another batch's counts to these."""
@@ -79,6 +85,7 @@ class Batch:
     raw: dict[str, bytes] = field(default_factory=dict)
     anomalies: dict[str, dict[str, Any]] = field(default_factory=dict)
     event_records: int = 0
+    decisions: dict[tuple[str, str], NotificationDecision] = field(default_factory=dict)
 
     def anomaly(
         self,
@@ -122,9 +129,16 @@ def decode_into(batch: Batch, record: Record, result: BatchResult) -> None:
     if record.value is None:
         raise RecordError("the record has no value")
     value = decoder.from_bytes(record.value)
-    assert isinstance(value, ExpectedOrder | Anomaly | OrderPaid | OrderRefunded | OrderClosed)
+    assert isinstance(
+        value,
+        ExpectedOrder | Anomaly | OrderPaid | OrderRefunded | OrderClosed | NotificationDecision,
+    )
     _check_key(record.key, value.out_trade_no)
-    if isinstance(value, ExpectedOrder):
+    if isinstance(value, NotificationDecision):  # a later decision replaces an earlier one
+        known = batch.decisions.get((value.account, value.notify_id))
+        if known is None or value.version >= known.version:
+            batch.decisions[(value.account, value.notify_id)] = value
+    elif isinstance(value, ExpectedOrder):
         batch.orders.setdefault(value.out_trade_no, value)
     elif isinstance(value, Anomaly):
         batch.anomalies.setdefault(value.anomaly_id, _from_topic(value, record.source))

@@ -4,6 +4,7 @@ records it cannot decode (``undecodable_record``) and records the database refus
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import (
@@ -20,17 +21,17 @@ from stream.records import (
 )
 
 
-def record_anomalies(conn: Connection, rows: dict[str, dict[str, Any]]) -> int:
-    """Insert anomaly rows once each; return how many were new."""
+def record_anomalies(conn: Connection, rows: dict[str, dict[str, Any]]) -> Counter[str]:
+    """Insert anomaly rows once each; return how many were new, by reason."""
     if not rows:
-        return 0
+        return Counter()
     stmt = (
         insert(conn, anomalies)
         .on_conflict_do_nothing(index_elements=["anomaly_id"])
-        .returning(anomalies.c.anomaly_id)
+        .returning(anomalies.c.reason)
     )
     params = [{"anomaly_id": aid[:64], **row} for aid, row in sorted(rows.items())]
-    return len(conn.execute(stmt, params).all())
+    return Counter(reason for (reason,) in conn.execute(stmt, params).all())
 
 
 def record_undecodable(conn: Connection, record: Record, error: str) -> None:

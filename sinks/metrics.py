@@ -9,12 +9,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from sinks.batch import BatchResult
 
-ROWS = {"events_new": "order_events", "orders": "orders", "anomalies": "anomalies"}
+ROWS = {
+    "events_new": "order_events",
+    "orders": "orders",
+    "anomalies": "anomalies",
+    "decisions": "notifications",
+}
 ANOMALIES = ("anomalies", "undecodable_record", "unapplicable")
+FAILED = ANOMALIES[1:]
 
 
 class SinkMetrics:
-    """Rows written, duplicates, anomalies, batch latency, retries, pause state and lag."""
+    """Rows written, duplicates, anomalies (by kind and reason), batch latency, retries, pause
+    state and lag."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -33,6 +40,12 @@ class SinkMetrics:
             "Anomaly rows: from the topic or detected (anomalies), undecodable_record, "
             "unapplicable",
             ["kind"],
+            registry=r,
+        )
+        self.reasons = Counter(
+            "paynotify_sink_anomalies_recorded",
+            "New anomaly rows by reason (order_missing: a payment whose order never came)",
+            ["reason"],
             registry=r,
         )
         self.batch_seconds = Histogram(
@@ -63,6 +76,10 @@ class SinkMetrics:
         self.duplicates.inc(result.events_seen)
         for kind in ANOMALIES:
             self.anomalies.labels(kind).inc(getattr(result, kind))
+        for reason, count in result.reasons.items():
+            self.reasons.labels(reason).inc(count)
+        for reason in FAILED:  # the rows the sink writes for records it could not apply
+            self.reasons.labels(reason).inc(getattr(result, reason))
         self.batch_seconds.observe(seconds)
 
     def set_lag(self, lags: Mapping[tuple[str, int], int]) -> None:

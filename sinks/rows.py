@@ -91,5 +91,30 @@ refunds = Table(
     CheckConstraint("state in ('pending', 'applied', 'rejected')", name="refunds_state_known"),
 )
 
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("notify_id", String(256), primary_key=True),
+    Column("out_trade_no", String(128), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(256), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider_trade_no", String(128), nullable=False),
+    Column("refund_id", String(128)),
+    Column("refund_amount_minor", BigInteger),
+    Column("refund_total_minor", BigInteger),
+    Column("occurred_at", String(40)),
+    Column("received_at", String(40), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("decision", String(32), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 Index("refunds_pending", refunds.c.out_trade_no, refunds.c.state)
+Index("notifications_order", notifications.c.out_trade_no)
 Index("anomalies_reason", anomalies.c.reason)

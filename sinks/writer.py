@@ -48,6 +48,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sinks.batch import SINK_TOPICS, Batch, BatchResult, Event, Record, decode_into
 from sinks.errors import DatabaseUnavailableError
 from sinks.failures import record_anomalies, record_unapplicable, record_undecodable
+from sinks.notifications import record_decisions
 from sinks.rows import order_events, orders, refunds
 from sinks.sql import among, chunks, insert, insert_many
 from stream.records import (
@@ -134,7 +135,9 @@ def write_batch(conn: Connection, records: Iterable[Record]) -> BatchResult:
     record_refunds(conn, fresh, batch)
     refunded = {e.out_trade_no for e, _ in fresh if isinstance(e, OrderRefunded)}
     settle_orders(conn, {e.out_trade_no for e, _ in fresh} | set(batch.orders), refunded)
-    result.anomalies += record_anomalies(conn, batch.anomalies)
+    result.reasons = record_anomalies(conn, batch.anomalies)
+    result.anomalies += result.reasons.total()
+    result.decisions = record_decisions(conn, batch.decisions)
     return result
 
 

@@ -9,6 +9,7 @@ from stream.records import (
     EVENT_NAMESPACE,
     Anomaly,
     ExpectedOrder,
+    NotificationDecision,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
@@ -125,3 +126,27 @@ def mismatch_of(order: ExpectedOrder, note: Notification) -> tuple[str, str] | N
     if note.kind == "payment" and note.amount_minor != order.amount_minor:
         return "amount_mismatch", f"paid {note.amount_minor}, expected {order.amount_minor}"
     return None
+
+
+def decision(note: Notification, reason: str, version: int) -> NotificationDecision:
+    """Return what the stream decided about one notification (``reason``), the order being at
+    ``version`` after it; the raw body stays on ``payment-notifications``."""
+    return NotificationDecision(
+        notify_id=note.notify_id,
+        out_trade_no=note.out_trade_no,
+        account=note.account,
+        provider=note.provider,
+        kind=note.kind,
+        status=note.status,
+        amount_minor=note.amount_minor,
+        currency=note.currency,
+        provider_trade_no=note.provider_trade_no,
+        received_at=note.received_at,
+        occurred_at=note.occurred_at,
+        source=note.source,
+        decision=reason,
+        version=version,
+        refund_id=note.refund_id,
+        refund_amount_minor=note.refund_amount_minor,
+        refund_total_minor=note.refund_total_minor,
+    )

@@ -24,8 +24,10 @@ from typing import Any
 import orjson
 
 from gateway.records import NOTIFICATIONS_TOPIC, Notification, RecordError, decode_json_object
+from stream import facts
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ID_CHARS,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
@@ -35,6 +37,7 @@ from stream.records import (
     UNDECODABLE,
     Anomaly,
     ExpectedOrder,
+    NotificationDecision,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
@@ -70,6 +73,11 @@ class OutputRecord:
         bytes without ``dataclasses.asdict``'s copy, a third of a record's time; unit-tested).
         """
         return cls(OUTPUT_TOPIC_OF[type(out)], out.out_trade_no.encode(), orjson.dumps(out))
+
+    @classmethod
+    def decision(cls, decided: NotificationDecision) -> OutputRecord:
+        """Return the record that carries one notification's decision."""
+        return cls(DECISIONS_TOPIC, decided.out_trade_no.encode(), orjson.dumps(decided))
 
 
 def stored_form(state: OrderState) -> dict[str, Any]:
@@ -144,10 +152,18 @@ class OrderProcessor:
         return Tick(now, self.pending_timeout_s, self.retention_s)
 
     def process(self, stored: dict[str, Any] | None, item: Input) -> Processed:
-        """Apply one input to an order's stored state."""
+        """Apply one input to an order's stored state; what it decided about notifications
+        follows its events and anomalies (``notification-decisions``)."""
         before = state_from_dict(stored) if stored else None
         result = apply(before, item)
         outputs = tuple(OutputRecord.of(out) for out in result.emit)
+        if result.decided:
+            after = result.state or before
+            version = after.version if after is not None else 0
+            outputs += tuple(
+                OutputRecord.decision(facts.decision(note, reason, version))
+                for note, reason in result.decided
+            )
         if result.state is None:
             return Processed(None, stored is not None, outputs, None, result.reason)
         due = due_at(result.state, self.pending_timeout_s, self.retention_s)

@@ -21,7 +21,15 @@ ORDER_REFUNDED_TOPIC = "order-refunded"
 ORDER_CLOSED_TOPIC = "order-closed"
 ANOMALIES_TOPIC = "payment-anomalies"
 TICKS_TOPIC = "stream-ticks"  # internal: the stream worker's clock, one tick per partition
-OUTPUT_TOPICS = (ORDER_PAID_TOPIC, ORDER_REFUNDED_TOPIC, ORDER_CLOSED_TOPIC, ANOMALIES_TOPIC)
+# What the stream decided about each notification, for the sink's ``notifications`` table.
+DECISIONS_TOPIC = "notification-decisions"
+OUTPUT_TOPICS = (
+    ORDER_PAID_TOPIC,
+    ORDER_REFUNDED_TOPIC,
+    ORDER_CLOSED_TOPIC,
+    ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
+)
 ALL_TOPICS = (ORDERS_TOPIC, NOTIFICATIONS_TOPIC, *OUTPUT_TOPICS, TICKS_TOPIC)
 
 # An order's status: the stream decides it, every output event carries it, and the sink copies it
@@ -51,6 +59,7 @@ __all__ = [
     "AWAITING_ORDER",
     "CLOSED",
     "CREATED",
+    "DECISIONS_TOPIC",
     "ORDERS_TOPIC",
     "ORDER_CLOSED_TOPIC",
     "ORDER_PAID_TOPIC",
@@ -64,6 +73,7 @@ __all__ = [
     "Anomaly",
     "ExpectedOrder",
     "JsonRecord",
+    "NotificationDecision",
     "OrderClosed",
     "OrderPaid",
     "OrderRefunded",
@@ -295,3 +305,54 @@ class Anomaly(JsonRecord):
     def source(self) -> str:
         """Return ``topic/partition/offset`` of the record it is about, or "" for none."""
         return f"{self.topic}/{self.partition}/{self.offset}" if self.topic else ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDecision(JsonRecord):
+    """``notification-decisions``: one notification as the stream saw it, and what it decided.
+
+    ``decision`` is the state machine's reason for it (``paid``, ``already_paid``,
+    ``awaiting_order``, ``amount_mismatch``, ...: docs/architecture.md lists them). A notification
+    that waits (for its order, or a refund for its payment) is decided again when it is applied,
+    and the later record replaces the earlier one; an exact copy of a known notify_id is not
+    decided again. ``version`` is the order's change counter after the decision.
+    """
+
+    notify_id: str
+    out_trade_no: str
+    account: str
+    provider: str
+    kind: str
+    status: str
+    amount_minor: int
+    currency: str
+    provider_trade_no: str
+    received_at: str
+    occurred_at: str | None
+    source: str
+    decision: str
+    version: int
+    refund_id: str | None = None
+    refund_amount_minor: int | None = None
+    refund_total_minor: int | None = None
+
+    def check(self) -> None:
+        """Raise RecordError unless every field has its type and fits its column."""
+        check_text("notify_id", self.notify_id, NOTIFY_ID_CHARS)
+        check_text("out_trade_no", self.out_trade_no, ID_CHARS)
+        check_text("account", self.account, ACCOUNT_CHARS)
+        check_text("provider", self.provider, PROVIDER_CHARS)
+        check_text("kind", self.kind, 16)
+        check_text("source", self.source, 16)
+        check_text("decision", self.decision, 32)
+        check_text("status", self.status, NOTIFY_ID_CHARS)
+        check_text("provider_trade_no", self.provider_trade_no, ID_CHARS, required=False)
+        if self.refund_id is not None:
+            check_text("refund_id", self.refund_id, ID_CHARS)
+        check_amount("amount_minor", self.amount_minor)
+        check_amount("refund_amount_minor", self.refund_amount_minor, optional=True)
+        check_amount("refund_total_minor", self.refund_total_minor, optional=True)
+        check_currency(self.currency)
+        check_time("received_at", self.received_at)
+        check_time("occurred_at", self.occurred_at, optional=True)
+        check_amount("version", self.version)

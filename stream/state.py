@@ -85,6 +85,9 @@ class Transition:
     state: OrderState | None
     emit: tuple[Output, ...]
     reason: str
+    # The notifications this input decided, each with its reason: the input itself, and those
+    # waiting that it applied (or reported as timed out). An exact copy decides nothing new.
+    decided: tuple[tuple[Notification, str], ...] = ()
 
 
 def evolve(state: OrderState, **changes: Any) -> OrderState:

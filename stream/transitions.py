@@ -31,7 +31,7 @@ from datetime import datetime
 
 from gateway.records import Notification
 from stream import facts
-from stream.records import CLOSED, CREATED, PAID, ExpectedOrder
+from stream.records import CLOSED, CREATED, PAID, Anomaly, ExpectedOrder
 from stream.refunds import apply_refund, order_for_drain
 from stream.state import (
     EXPIRING_STATUSES,
@@ -87,25 +87,36 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
         return Transition(state, (anomaly,), "order_conflict")
     own = tuple(entry for entry in state.seen if entry[0] in (order.account, ""))
     current = evolve(state, order=order, status=CREATED, seen=own)
-    new, emitted = _drain(current)  # other accounts' waiting notifications: account_mismatch
-    return Transition(new, emitted, "order_recorded")
+    drained = _drain(current)  # other accounts' waiting notifications: account_mismatch
+    return Transition(drained.state, drained.emit, "order_recorded", drained.decided)
 
 
 def _apply_notification(state: OrderState, note: Notification) -> Transition:
     if state.order is not None and note.account != state.order.account:
-        return _apply_known(state, note)  # account_mismatch: nothing is remembered of it
+        return _decided(note, _apply_known(state, note))  # nothing is remembered of it
     state = evolve(state, touched_at=later(state.touched_at, note.received_at))
     known = seen_digest(state, note)
     if known is not None:
         return _apply_seen(state, note, known)
     if state.order is None:
         if waiting_of(state, note.account) >= MAX_PENDING:
-            return _overflow(state, note)
-        return _wait(remember(state, note), note, "awaiting_order")
+            return _decided(note, _overflow(state, note))
+        return _decided(note, _wait(remember(state, note), note, "awaiting_order"))
     step = _apply_known(remember(state, note), note)
     assert step.state is not None
-    new, emitted = _drain(step.state)
-    return Transition(new, (*step.emit, *emitted), step.reason)
+    drained = _drain(step.state)
+    decided = (note, step.reason)
+    return Transition(
+        drained.state,
+        (*step.emit, *drained.emit),
+        step.reason,
+        (decided, *(d for d in drained.decided if d != decided)),  # a refund that still waits
+    )
+
+
+def _decided(note: Notification, step: Transition) -> Transition:
+    """Return ``step`` with ``note`` decided by its reason."""
+    return Transition(step.state, step.emit, step.reason, ((note, step.reason),))
 
 
 def _apply_seen(state: OrderState, note: Notification, known: str) -> Transition:
@@ -131,18 +142,21 @@ def _wait(state: OrderState, note: Notification, reason: str) -> Transition:
     return Transition(evolve(state, pending=(*state.pending, note)), (), reason)
 
 
-def _drain(state: OrderState) -> tuple[OrderState, tuple[Output, ...]]:
-    """Retry every waiting notification; those that still cannot apply keep waiting."""
+def _drain(state: OrderState) -> Transition:
+    """Retry every waiting notification; those that still cannot apply keep waiting (and are
+    decided again: still waiting, or what applied them)."""
     if not state.pending or state.order is None:
-        return state, ()
+        return Transition(state, (), "drained")
     waiting = sorted(state.pending, key=order_for_drain)
     current = evolve(state, pending=())
     emitted: list[Output] = []
+    decided: list[tuple[Notification, str]] = []
     for note in waiting:
         step = _apply_known(current, note)
         assert step.state is not None
         current, emitted = step.state, [*emitted, *step.emit]
-    return current, tuple(emitted)
+        decided.append((note, step.reason))
+    return Transition(current, tuple(emitted), "drained", tuple(decided))
 
 
 def _apply_known(state: OrderState, note: Notification) -> Transition:
@@ -206,14 +220,16 @@ def _apply_tick(state: OrderState, tick: Tick) -> Transition:
         return Transition(state, (), "tick_unreadable")
     overdue = [n for n in state.pending if _older(n.received_at, now, tick.pending_timeout_s)]
     overdue = [n for n in overdue if n.notify_id not in state.reported]
-    emitted = [_timeout(state, n, tick.pending_timeout_s) for n in overdue]
+    timeouts = [_timeout(state, n, tick.pending_timeout_s) for n in overdue]
+    decided = tuple((n, a.reason) for n, a in zip(overdue, timeouts, strict=True))
+    emitted: list[Output] = list(timeouts)
     reported = [n.notify_id for n in overdue]
     if close_unmatched(state) and _older(state.touched_at, now, tick.pending_timeout_s):
         emitted.append(_close_unmatched_anomaly(state))
         reported.append(str(state.closed_notify_id))
     new = evolve(state, reported=(*state.reported, *reported))
     if emitted:
-        return Transition(new, tuple(emitted), "timed_out")
+        return Transition(new, tuple(emitted), "timed_out", decided)
     if _expired(new, now, tick.retention_s):
         return Transition(None, (), "expired")
     return Transition(new, (), "nothing_due")
@@ -233,7 +249,7 @@ def _expired(state: OrderState, now: datetime, retention_s: float) -> bool:
     )
 
 
-def _timeout(state: OrderState, note: Notification, timeout_s: float) -> Output:
+def _timeout(state: OrderState, note: Notification, timeout_s: float) -> Anomaly:
     if state.order is None:
         detail = f"no expected order within {timeout_s:.0f}s; the notification keeps waiting"
         return facts.anomaly(note, "order_missing", detail)

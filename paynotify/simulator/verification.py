@@ -1,6 +1,7 @@
 """``--verify``: read what landed and compare every order with its expected end state.
 
-The database (``orders``, ``anomalies``) is read through SQLAlchemy, the ``order-paid`` topic by
+The database (``orders``, ``anomalies``, ``notifications``: every genuine notification once, with
+the stream's decision) is read through SQLAlchemy, the ``order-paid`` topic by
 a fresh ``read_committed`` consumer, as a downstream service would. Both are read again until
 everything matches or the timeout passes; what still differs is reported per order.
 """
@@ -11,13 +12,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, select
 
 from paynotify.simulator.plan import Plan, PlannedOrder
-from sinks.rows import anomalies, orders
+from sinks.rows import anomalies, notifications, orders
 from stream.records import CREATED
 from stream.state import PAID_STATUSES
 
@@ -31,6 +32,7 @@ PROBLEMS = (
     "missing anomaly",
     "unexpected anomaly",
     "missing order",
+    "unrecorded notification",
 )
 
 
@@ -42,6 +44,8 @@ class Observed:
     refunded_minor: int = 0
     anomalies: tuple[str, ...] = ()
     paid_events: int = 0  # committed ``order-paid`` records on the topic
+    notifications: int = 0  # webhook rows in ``notifications`` (each with the stream's decision)
+    queried: int = 0  # rows of notifications reconciliation proved by querying the provider
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,12 @@ def compare(order: PlannedOrder, seen: Observed) -> list[Discrepancy]:
     if seen.status is not None and seen.refunded_minor != want.refunded_minor:
         detail = f"{seen.refunded_minor}, expected {want.refunded_minor}"
         found.append(("wrong refunded amount", detail))
+    sent = {m.notify_id for m in order.messages if m.authenticity == "genuine" and m.deliveries}
+    if seen.notifications != len(sent):
+        detail = f"{seen.notifications} notifications on record, {len(sent)} genuine sent"
+        found.append(("unrecorded notification", detail))
+    if "lost" in order.scenario and not seen.queried:
+        found.append(("unrecorded notification", "no query notification for a lost payment"))
     missing = Counter(want.anomalies) - Counter(seen.anomalies)
     extra = set(seen.anomalies) - set(want.anomalies)
     found += [("missing anomaly", reason) for reason in sorted(missing)]
@@ -115,15 +125,34 @@ def read_database(engine: Engine, prefix: str) -> dict[str, Observed]:
                 anomalies.c.out_trade_no.startswith(prefix, autoescape=True)
             )
         ).all()
+        sources = conn.execute(
+            select(notifications.c.out_trade_no, notifications.c.source).where(
+                notifications.c.out_trade_no.startswith(prefix, autoescape=True)
+            )
+        ).all()
+    # Reconciliation's notifications (source "query") are counted apart: how many there are
+    # depends on when the reconciler asked, not on what the provider sent.
+    noted = Counter(number for number, source in sources if source != "query")
+    queried = Counter(number for number, source in sources if source == "query")
     reasons: dict[str, list[str]] = {}
     for number, reason in odd:
         reasons.setdefault(number, []).append(reason)
     seen = {
-        number: Observed(status, int(refunded or 0), tuple(sorted(reasons.pop(number, []))))
+        number: Observed(
+            status,
+            int(refunded or 0),
+            tuple(sorted(reasons.pop(number, []))),
+            notifications=noted[number],
+            queried=queried[number],
+        )
         for number, status, refunded in rows
     }
     for number, found in reasons.items():
-        seen[number] = Observed(anomalies=tuple(sorted(found)))
+        seen[number] = Observed(
+            anomalies=tuple(sorted(found)), notifications=noted[number], queried=queried[number]
+        )
+    for number in (set(noted) | set(queried)) - set(seen):
+        seen[number] = Observed(notifications=noted[number], queried=queried[number])
     return seen
 
 
@@ -165,7 +194,10 @@ def _check(plan: Plan, db: dict[str, Observed], paid: Counter[str] | None) -> li
     for order in plan.orders:
         seen = db.get(order.out_trade_no, Observed())
         events = order.expected.paid_events if paid is None else paid[order.out_trade_no]
-        out += compare(order, Observed(seen.status, seen.refunded_minor, seen.anomalies, events))
+        out += compare(
+            order,
+            replace(seen, paid_events=events),
+        )
     return out
 
 

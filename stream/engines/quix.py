@@ -40,7 +40,8 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 from gateway.records import RecordError
 from stream.engines.clock import TickClock
 from stream.engines.failfast import FailFast
-from stream.processing import INPUT_TOPICS, OUTPUT_TOPIC_OF, OrderProcessor, OutputRecord
+from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
+from stream.records import OUTPUT_TOPICS
 from stream.settings import StreamSettings
 from stream.transitions import Input, Tick
 
@@ -268,7 +269,7 @@ def input_topic(app: Application, name: str) -> Topic:
 def output_topics(app: Application, settings: StreamSettings) -> dict[str, Topic]:
     """Declare every topic a step may produce to, by the logical name its records carry."""
     serializer = RecordSerializer()
-    names = {name: settings.topic(name) for name in OUTPUT_TOPIC_OF.values()}
+    names = {name: settings.topic(name) for name in OUTPUT_TOPICS}
     names[due_topic(settings)] = due_topic(settings)
     return {
         logical: app.topic(full, key_serializer="bytes", value_serializer=serializer)

@@ -55,3 +55,8 @@ def test_write_batch_postgres_payment_after_unpaid_close_leaves_order_paid(
 def test_write_records_postgres_refused_record_becomes_anomaly(pg_engine: Engine) -> None:
     upgrade(pg_engine)
     writer_cases.check_record_the_database_refuses_becomes_anomaly(pg_engine)
+
+
+def test_write_batch_postgres_notification_keeps_the_latest_decision(pg_engine: Engine) -> None:
+    upgrade(pg_engine)
+    writer_cases.check_notification_keeps_the_stream_s_latest_decision(pg_engine)

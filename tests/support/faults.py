@@ -339,9 +339,15 @@ def fault_times(the_plan: Plan, size: Size) -> list[float]:
 
 
 async def run_with_faults(
-    stack: FaultStack, name: str, fault: Fault, size: Size, seed: int
+    stack: FaultStack,
+    name: str,
+    fault: Fault,
+    size: Size,
+    seed: int,
+    at: list[float] | None = None,
 ) -> Outcome:
-    """Play the plan at load, inject ``fault`` ``size.faults`` times, verify; return the counts."""
+    """Play the plan at load, inject ``fault`` ``size.faults`` times (or at the seconds ``at``),
+    verify; return the counts."""
     the_plan, keys = make_plan(stack, size, seed, f"f{seed}{name[:3]}")
     publish(stack, the_plan)
     sim = asyncio.create_task(
@@ -356,8 +362,8 @@ async def run_with_faults(
     )
     started = time.monotonic()
     under_load, seconds = 0, []
-    for at in fault_times(the_plan, size):
-        await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+    for when in fault_times(the_plan, size) if at is None else at:
+        await asyncio.sleep(max(0.0, started + when - time.monotonic()))
         under_load += not sim.done()
         began = time.monotonic()
         await asyncio.to_thread(fault, stack)

@@ -17,6 +17,7 @@ from typing import Any
 from gateway.records import NOTIFICATIONS_TOPIC
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
@@ -45,6 +46,7 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     ORDER_REFUNDED_TOPIC: ("refunded_total_minor", "refunded_at", "refund_id"),
     ORDER_CLOSED_TOPIC: (None, "closed_at", "notify_id"),
     ANOMALIES_TOPIC: ("partition", "detected_at", "reason"),
+    DECISIONS_TOPIC: ("amount_minor", "received_at", "decision"),
 }
 
 

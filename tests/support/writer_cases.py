@@ -5,19 +5,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections import Counter
 
 from sqlalchemy import Engine, delete, func, select, text
 
-from sinks.rows import anomalies, order_events, orders, refunds
+from sinks.rows import anomalies, notifications, order_events, orders, refunds
 from sinks.writer import Record, write_batch, write_records
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
     ORDERS_TOPIC,
     Anomaly,
     ExpectedOrder,
+    NotificationDecision,
     OrderClosed,
     OrderPaid,
     OrderRefunded,
@@ -109,6 +112,7 @@ def check_undecodable_and_anomalies_are_kept_once(engine: Engine) -> None:
         with engine.begin() as conn:
             result = write_batch(conn, batch)
         assert (result.anomalies, result.undecodable_record) == (new, 1)
+        assert result.reasons == Counter({"amount_mismatch": new})  # a redelivery: none
     with engine.connect() as conn:
         reasons = sorted(conn.scalars(select(anomalies.c.reason)).all())
         sources = sorted(conn.scalars(select(anomalies.c.source)).all())
@@ -354,3 +358,42 @@ def check_record_the_database_refuses_becomes_anomaly(engine: Engine) -> None:
         ("undecodable_record", "orders/3/3"),
     ]
     assert created == 3
+
+
+def decided(n: int, notify_id: str, decision: str, version: int) -> NotificationDecision:
+    return NotificationDecision(
+        notify_id=notify_id,
+        out_trade_no=f"o-{n}",
+        account="shop",
+        provider="alipay",
+        kind="payment",
+        status="TRADE_SUCCESS",
+        amount_minor=100 + n,
+        currency="CNY",
+        provider_trade_no=f"t-{n}",
+        received_at="2026-11-26T02:00:02+00:00",
+        occurred_at="2026-11-26T10:00:01+08:00",
+        source="webhook",
+        decision=decision,
+        version=version,
+    )
+
+
+def check_notification_keeps_the_stream_s_latest_decision(engine: Engine) -> None:
+    def write(*items: NotificationDecision) -> None:
+        with engine.begin() as conn:
+            write_batch(conn, [keyed(DECISIONS_TOPIC, d.to_bytes()) for d in items])
+
+    def rows() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            query = select(notifications.c.notify_id, notifications.c.decision)
+            return [tuple(r) for r in conn.execute(query.order_by(notifications.c.notify_id))]
+
+    waiting, applied = decided(1, "n-1", "awaiting_order", 0), decided(1, "n-1", "paid", 1)
+    write(waiting)
+    assert rows() == [("n-1", "awaiting_order")]
+    write(applied)
+    write(waiting)  # a redelivered older decision: the row keeps the later one
+    write(applied, waiting)
+    write(decided(1, "n-2", "already_paid", 1))
+    assert rows() == [("n-1", "paid"), ("n-2", "already_paid")]

@@ -14,6 +14,8 @@ COMMANDS = [
     ["stream"],
     ["sink"],
     ["orders", "add", *ORDER],
+    ["orders", "show", "o-1"],
+    ["anomalies", "list", "--since", "2026-11-30T00:00:00+00:00"],
     ["db", "upgrade"],
     ["topics", "create"],
     ["kafka", "status"],

@@ -18,6 +18,7 @@ from sinks.writer import SINK_TOPICS, Record, is_transient, write_records
 from stream.processing import OrderProcessor
 from stream.records import (
     ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
     ORDER_CLOSED_TOPIC,
     ORDER_PAID_TOPIC,
     ORDER_REFUNDED_TOPIC,
@@ -35,6 +36,7 @@ GOOD = {
     ORDER_REFUNDED_TOPIC: writer_cases.refunded(1, "r1", 40, 40, 2),
     ORDER_CLOSED_TOPIC: writer_cases.closed(1, 3),
     ANOMALIES_TOPIC: Anomaly("a-1", "o-1", "amount_mismatch", "paid 1, expected 101", "shop"),
+    DECISIONS_TOPIC: writer_cases.decided(1, "n-1", "paid", 1),
 }
 
 

@@ -64,6 +64,10 @@ def test_write_records_sqlite_late_cumulative_refund_total_changes_nothing(engin
     writer_cases.check_late_cumulative_total_adds_nothing_and_is_no_anomaly(engine)
 
 
+def test_write_batch_sqlite_notification_keeps_the_latest_decision(engine: Engine) -> None:
+    writer_cases.check_notification_keeps_the_stream_s_latest_decision(engine)
+
+
 def test_write_records_sqlite_refused_record_becomes_anomaly(engine: Engine) -> None:
     writer_cases.check_record_the_database_refuses_becomes_anomaly(engine)
 

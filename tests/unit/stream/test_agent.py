@@ -16,7 +16,14 @@ import pytest
 from gateway.records import NOTIFICATIONS_TOPIC
 from stream.engines.faust import create_app
 from stream.processing import OUTPUT_TOPIC_OF, OutputRecord
-from stream.records import ORDERS_TOPIC, TICKS_TOPIC, Anomaly, OrderPaid
+from stream.records import (
+    DECISIONS_TOPIC,
+    ORDERS_TOPIC,
+    TICKS_TOPIC,
+    Anomaly,
+    NotificationDecision,
+    OrderPaid,
+)
 from stream.settings import StreamSettings
 from stream.transitions import Output
 from tests.unit.stream.cases import ORDER, note
@@ -27,9 +34,13 @@ class RecordingSender:
     """Stands in for the Kafka sender: keeps what the agent sends."""
 
     sent: list[Output] = field(default_factory=list)
+    decisions: list[NotificationDecision] = field(default_factory=list)
     exactly_once: bool = False
 
     async def send(self, message: Any, out: OutputRecord) -> None:
+        if out.topic == DECISIONS_TOPIC:
+            self.decisions.append(NotificationDecision.from_bytes(out.value))
+            return
         record = {v: k for k, v in OUTPUT_TOPIC_OF.items()}[out.topic]
         self.sent.append(record.from_bytes(out.value))
 
@@ -80,6 +91,8 @@ async def test_agent_payment_then_order_emits_one_paid(harness: Harness) -> None
     await harness.put(ORDERS_TOPIC, ORDER.to_bytes())
     [paid] = harness.sender.sent
     assert isinstance(paid, OrderPaid) and harness.state()["status"] == "paid"
+    decisions = [(d.notify_id, d.decision, d.version) for d in harness.sender.decisions]
+    assert decisions == [(paid.notify_id, "awaiting_order", 0), (paid.notify_id, "paid", 1)]
 
 
 async def test_agent_duplicates_emit_nothing(harness: Harness) -> None:
@@ -87,6 +100,7 @@ async def test_agent_duplicates_emit_nothing(harness: Harness) -> None:
     for _ in range(3):
         await harness.put(NOTIFICATIONS_TOPIC, note().to_bytes())
     assert [type(o) for o in harness.sender.sent] == [OrderPaid]
+    assert [d.decision for d in harness.sender.decisions] == ["paid"]  # copies: nothing new
 
 
 async def test_agent_undecodable_record_becomes_an_anomaly(harness: Harness) -> None:

@@ -29,7 +29,13 @@ from stream.engines.quix import (
     transactional_id,
 )
 from stream.processing import OutputRecord
-from stream.records import ANOMALIES_TOPIC, ORDER_PAID_TOPIC, ORDERS_TOPIC, TICKS_TOPIC
+from stream.records import (
+    ANOMALIES_TOPIC,
+    DECISIONS_TOPIC,
+    ORDER_PAID_TOPIC,
+    ORDERS_TOPIC,
+    TICKS_TOPIC,
+)
 from stream.settings import StreamSettings
 from tests.unit.stream.cases import ORDER, note
 
@@ -62,10 +68,14 @@ def feed(step: OrderStep, state: DictState, kind: str, value: bytes) -> list[Out
 def test_quix_step_payment_then_order_emits_one_paid_and_due_times() -> None:
     step, state = OrderStep(SETTINGS), DictState()
     first = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
-    assert [r.topic for r in first] == [DUE]  # waiting for its order: due after the timeout
+    assert [r.topic for r in first] == [DECISIONS_TOPIC, DUE]  # waits: due after the timeout
     second = feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
-    assert [r.topic for r in second] == [ORDER_PAID_TOPIC, DUE]  # paid: never due again
-    assert second[1].value == b""
+    assert [r.topic for r in second] == [ORDER_PAID_TOPIC, DECISIONS_TOPIC, DUE]  # never due
+    assert second[2].value == b""
+    assert [json.loads(r.value)["decision"] for r in (first[0], second[1])] == [
+        "awaiting_order",
+        "paid",
+    ]
     assert state.values[STATE_KEY][0]["status"] == "paid"
     assert all(r.key == b"o-1" for r in first + second)
 
@@ -74,7 +84,7 @@ def test_quix_step_order_then_payment_produce_no_due_times() -> None:
     step, state = OrderStep(SETTINGS), DictState()
     assert feed(step, state, ORDERS_TOPIC, ORDER.to_bytes()) == []  # never due: no record
     paid = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
-    assert [r.topic for r in paid] == [ORDER_PAID_TOPIC]
+    assert [r.topic for r in paid] == [ORDER_PAID_TOPIC, DECISIONS_TOPIC]
 
 
 def test_quix_step_duplicate_emits_and_stores_nothing() -> None:
@@ -100,8 +110,9 @@ def test_quix_step_tick_reports_a_payment_whose_order_never_came() -> None:
     due_before = state.values[STATE_KEY][1]
     tick = json.dumps({"now": "2026-11-27T00:00:00+00:00"}).encode()  # within retention
     outputs = feed(step, state, TICKS_TOPIC, tick)
-    assert [r.topic for r in outputs] == [ANOMALIES_TOPIC, DUE]
+    assert [r.topic for r in outputs] == [ANOMALIES_TOPIC, DECISIONS_TOPIC, DUE]
     assert json.loads(outputs[0].value)["reason"] == "order_missing"
+    assert json.loads(outputs[1].value)["decision"] == "order_missing"
     assert state.values[STATE_KEY][1] != due_before
     assert feed(step, state, TICKS_TOPIC, tick) == []  # reported once
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from stream.records import Anomaly, OrderClosed, OrderPaid, OrderRefunded, event_id
-from stream.state import evolve
+from stream.state import Transition, evolve
 from stream.transitions import (
     MAX_PENDING,
     MAX_SEEN,
@@ -365,3 +365,41 @@ def test_payment_after_unpaid_close_is_paid_and_reported() -> None:
 def test_duplicates_and_anomalies_leave_the_version() -> None:
     state, _ = final(ORDER, note(), note(), replace(note("n-2"), amount_minor=5))
     assert state.version == 1
+
+
+def decisions(steps: list[Transition]) -> list[tuple[str, str]]:
+    return [(n.notify_id, reason) for step in steps for n, reason in step.decided]
+
+
+def test_decisions_follow_a_notification_from_waiting_to_applied() -> None:
+    _, steps = run(note("n-1"), refund("rn-1", "r-1", 30), note("n-1"), ORDER)
+    assert decisions(steps) == [
+        ("n-1", "awaiting_order"),
+        ("rn-1", "awaiting_order"),
+        # the exact copy of n-1 decides nothing new
+        ("n-1", "paid"),  # the order applies what waited: payment first, then the refund
+        ("rn-1", "partially_refunded"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ((ORDER, note("n-1", account="other")), [("n-1", "account_mismatch")]),
+        ((ORDER, note("n-1", amount=99)), [("n-1", "amount_mismatch")]),
+        ((ORDER, note("n-1"), note("n-2")), [("n-1", "paid"), ("n-2", "already_paid")]),
+        (
+            (ORDER, note("n-1"), note("n-2", trade_no="t-2")),
+            [("n-1", "paid"), ("n-2", "duplicate_payment")],
+        ),
+        ((ORDER, refund("rn-1", "r-1", 30)), [("rn-1", "refund_before_payment")]),
+        ((note("n-1"), tick(LATER)), [("n-1", "awaiting_order"), ("n-1", "order_missing")]),
+        ((ORDER, note("n-1"), note("n-1", amount=50)), [("n-1", "paid")]),  # conflict: anomaly
+        ((ORDER, tick(LATER)), []),
+    ],
+)
+def test_decisions_name_the_reason_of_each_notification(
+    inputs: tuple[Input, ...], expected: list[tuple[str, str]]
+) -> None:
+    _, steps = run(*inputs)
+    assert decisions(steps) == expected
