@@ -59,3 +59,14 @@ def test_up_adds_reconcile_only_for_a_reconciling_account(
     FakeStack.started = []
     assert main(["--config", str(config), "up"]) == 0
     assert FakeStack.started == [services]
+
+
+def test_reconcile_without_a_reconciling_account_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_public_pem(signer.key(0), tmp_path / "keys" / "alipay_public.pem")
+    config = tmp_path / "paynotify.toml"
+    config.write_text(ACCOUNT)
+    assert main(["--config", str(config), "reconcile"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "paynotify: no account configures reconciliation (see docs/operations.md)"

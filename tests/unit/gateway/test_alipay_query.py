@@ -164,3 +164,16 @@ def test_verify_paid_without_trade_no_refused() -> None:
 def test_verify_amount_as_json_number_read_without_float_error() -> None:
     node = trade().replace('"total_amount": "88.88"', '"total_amount": 0.29')
     assert verify(answer(node)).notifications[0].amount_minor == 29
+
+
+def test_verify_signature_over_unescaped_slashes_accepted_as_alipays_sdk_does() -> None:
+    node = trade(qr_code="https://qr.alipay.com/bax0")  # written with escaped slashes
+    assert "\\/" in node
+    signed = answer(node, signed=node.replace("\\/", "/"))
+    assert verify(signed).state == "paid"
+
+
+def test_verify_unsigned_success_answer_proves_nothing() -> None:
+    body = f'{{"alipay_trade_query_response":{trade()}}}'.encode()
+    with pytest.raises(QueryFailedError):
+        verify(QueryAnswer(200, {}, body))
