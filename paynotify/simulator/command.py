@@ -43,6 +43,7 @@ RATIOS = (
     ("refunds", 0.2, "share of paid orders refunded (partly, fully, or fully in two)"),
     ("closes", 0.05, "share of orders closed unpaid (Alipay, Standard Webhooks, Adyen)"),
     ("lost", 0.05, "share of orders paid with every webhook lost (accounts that reconcile)"),
+    ("late", 0.05, "share of orders whose webhook waits until the reconciler asked (same)"),
 )
 
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if server is not None:
         server.start()
     try:
-        return _run(args, path, settings, keys, the_plan)
+        return _run(args, path, settings, keys, the_plan, server)
     finally:
         if server is not None:
             server.stop()
@@ -113,6 +114,7 @@ def _run(
     settings: GatewaySettings,
     keys: dict[tuple[str, str], SigningKeys],
     the_plan: Plan,
+    server: QueryServer | None,
 ) -> int:
     if not args.no_orders:
         _publish(settings, the_plan)
@@ -128,6 +130,7 @@ def _run(
             time_factor=args.time_factor,
             request_timeout=args.timeout,
             progress=bar,
+            queried=server.was_asked if server is not None else None,
         )
     )
     if bar is not None:
@@ -153,6 +156,7 @@ def _options(args: argparse.Namespace) -> Options:
         refunds=args.refunds,
         closes=args.closes,
         lost=args.lost,
+        late=args.late,
         seed=seed,
         run_id=args.run_id or f"sim-{uuid.uuid4().hex[:8]}",
     )

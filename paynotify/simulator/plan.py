@@ -8,7 +8,9 @@ arrive at once, and the end state the system must reach: status, refunded amount
 ``order.paid`` events, anomalies. Scenario counts are quotas per provider (``ceil(ratio * n)``),
 so a small run still covers every scenario a ratio asks for. A ``lost`` order is paid but every
 webhook of it is lost: only reconciliation (the provider's query API, which the simulator also
-plays) can recover it, so only accounts that configure reconciliation get such orders.
+plays) can recover it, so only accounts that configure reconciliation get such orders. A ``late``
+order's payment webhook is held back until the reconciler has asked about the order, so the
+query and the webhook of one payment both arrive, in either order: it must be paid once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Options:
     refunds: float = 0.2
     closes: float = 0.05
     lost: float = 0.05
+    late: float = 0.05
     seed: int = 0
     run_id: str = "sim"
 
@@ -62,6 +65,7 @@ class Options:
             "refunds": self.refunds,
             "closes": self.closes,
             "lost": self.lost,
+            "late": self.late,
         }
         for name, value in ratios.items():
             if not 0.0 <= value <= 1.0:
@@ -102,6 +106,7 @@ class Message:
     refund_id: str | None = None
     refund_total_minor: int = 0  # refunds: the cumulative refunded amount after this one
     full_refund: bool = False  # refunds: this one brings the total to the paid amount
+    after_query: bool = False  # held back until the provider's query API was asked (``late``)
 
     @property
     def genuine(self) -> bool:
@@ -177,7 +182,7 @@ class _Draft:
     currency: str
     amount_minor: int
     reconciles: bool = False
-    primary: str = "paid"  # paid | forged | mismatch | closed | lost
+    primary: str = "paid"  # paid | forged | mismatch | closed | lost | late
     refunds: tuple[int, ...] = ()
     out_of_order: bool = False
     tampered: bool = False
@@ -200,7 +205,7 @@ def _assign(options: Options, drafts: list[_Draft], rng: random.Random) -> None:
     if drafts[0].provider in CLOSING_PROVIDERS:
         primaries.append(("closed", options.closes))
     if drafts[0].reconciles:
-        primaries.append(("lost", options.lost))
+        primaries += [("lost", options.lost), ("late", options.late)]
     for name, ratio in primaries:
         for draft in pool[: _quota(ratio, len(drafts))]:
             draft.primary = name
@@ -272,6 +277,8 @@ def _messages(draft: _Draft, ids: _Ids) -> list[Message]:
         return [Message("close", ids.make("close"), amount, (Delivery(0.0),))]
     if draft.primary == "lost":  # paid, but no delivery of any webhook arrives
         return [Message("payment", ids.make("payment"), amount, ())]
+    if draft.primary == "late":  # the webhook comes once the reconciler has asked
+        return [Message("payment", ids.make("payment"), amount, (Delivery(0.0),), after_query=True)]
     first = 0.0
     messages: list[Message] = []
     if draft.out_of_order:
@@ -339,7 +346,7 @@ def _expected(draft: _Draft) -> Expected:
         return Expected(CREATED, anomalies=("amount_mismatch",))
     if draft.primary == "closed":
         return Expected(CLOSED)
-    if draft.primary == "lost":
+    if draft.primary in ("lost", "late"):
         return Expected(PAID, paid_events=1)
     refunded = sum(draft.refunds)
     if not refunded:

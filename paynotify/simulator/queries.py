@@ -65,12 +65,15 @@ def listen_address(played: Played) -> tuple[str, int]:
     return host, port
 
 
-def reply(asked: Asked, played: Played, orders: Mapping[str, PlannedOrder], now: float) -> Reply:
-    """Route a query to its account and answer it as the provider would."""
+def reply(
+    asked: Asked, played: Played, orders: Mapping[str, PlannedOrder], now: float
+) -> tuple[str | None, Reply]:
+    """Route a query to its account and answer it as the provider would; return the order asked
+    about (None for a request the provider would refuse) and the answer."""
     _, provider, name, *_ = [*asked.path.split("/", 3), "", "", ""]
     signing = played.get((provider, name))
     if signing is None:
-        return Reply(404, {}, b"")
+        return None, Reply(404, {}, b"")
     account = signing.account
 
     def order_of(number: str) -> PlannedOrder | None:
@@ -80,19 +83,19 @@ def reply(asked: Asked, played: Played, orders: Mapping[str, PlannedOrder], now:
     if isinstance(account, AlipayAccount):
         number = answers.alipay_order_no(asked, account)
         if number is None:
-            return answers.ALIPAY_REFUSAL
-        return answers.alipay_reply(order_of(number), number, signing, now=now)
+            return None, answers.ALIPAY_REFUSAL
+        return number, answers.alipay_reply(order_of(number), number, signing, now=now)
     if isinstance(account, WechatPayAccount):
         if not answers.wechat_genuine(asked, account) or WECHAT_PATH not in asked.path:
-            return answers.WECHAT_REFUSAL
+            return None, answers.WECHAT_REFUSAL
         number = unquote(asked.path.rpartition("/")[2])
         nonce = secrets.token_hex(16)
-        return answers.wechat_reply(order_of(number), number, signing, now=now, nonce=nonce)
+        return number, answers.wechat_reply(order_of(number), number, signing, now=now, nonce=nonce)
     assert isinstance(account, StripeAccount)
     number = answers.stripe_order_no(asked, account)
     if number is None:
-        return answers.STRIPE_REFUSAL
-    return answers.stripe_reply(order_of(number), number, account, now=now)
+        return None, answers.STRIPE_REFUSAL
+    return number, answers.stripe_reply(order_of(number), number, account, now=now)
 
 
 class QueryServer:
@@ -102,6 +105,7 @@ class QueryServer:
         self.played = dict(played)
         self.orders = {o.out_trade_no: o for o in plan.orders}
         self.asked = 0  # queries answered (refusals included)
+        self.asked_orders: set[str] = set()  # orders a genuine query asked about
         host, port = listen_address(self.played)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -116,8 +120,10 @@ class QueryServer:
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 asked = Asked(self.command, self.path, headers, body)
-                answer = reply(asked, server.played, server.orders, time.time())
+                number, answer = reply(asked, server.played, server.orders, time.time())
                 server.asked += 1
+                if number is not None:
+                    server.asked_orders.add(number)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -131,6 +137,10 @@ class QueryServer:
                 return None  # the reconciler logs what it asked
 
         return Handler
+
+    def was_asked(self, out_trade_no: str) -> bool:
+        """Return whether a genuine query asked about the order."""
+        return out_trade_no in self.asked_orders
 
     def start(self) -> None:
         """Start serving in the background."""

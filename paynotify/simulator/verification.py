@@ -103,8 +103,8 @@ def compare(order: PlannedOrder, seen: Observed) -> list[Discrepancy]:
     if seen.notifications != len(sent):
         detail = f"{seen.notifications} notifications on record, {len(sent)} genuine sent"
         found.append(("unrecorded notification", detail))
-    if "lost" in order.scenario and not seen.queried:
-        found.append(("unrecorded notification", "no query notification for a lost payment"))
+    if order.scenario[0] in ("lost", "late") and not seen.queried:
+        found.append(("unrecorded notification", "no query notification on record"))
     missing = Counter(want.anomalies) - Counter(seen.anomalies)
     extra = set(seen.anomalies) - set(want.anomalies)
     found += [("missing anomaly", reason) for reason in sorted(missing)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -23,6 +23,7 @@ from paynotify.simulator.answers import Asked
 from paynotify.simulator.keys import plan_accounts, signing_keys_for
 from paynotify.simulator.plan import Options, Plan, PlannedOrder, plan
 from paynotify.simulator.queries import QueryServer, played_accounts, reply
+from paynotify.simulator.runner import Target, simulate
 from paynotify.simulator.signers import SigningKeys
 from tests.support import alipay as alipay_signer
 from tests.support import stripe_signer
@@ -91,7 +92,7 @@ def ask(order: PlannedOrder, port: int, account: Reconcilable | None = None) -> 
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     asked = Asked(request.method, target, dict(request.headers), request.body)
     orders = {o.out_trade_no: o for o in the_plan(port).orders}
-    answer = reply(asked, keys(port), orders, NOW)
+    _, answer = reply(asked, keys(port), orders, NOW)
     return query.verify(
         QueryAnswer(answer.status, answer.headers, answer.body),
         account,
@@ -165,3 +166,35 @@ def test_server_answers_the_reconcilers_http_queries(server: tuple[QueryServer, 
             outcome = QUERIES[order.provider].verify(answer, account, order.out_trade_no, now=now)
             assert outcome.state == "paid"
     assert running.asked == len(lost)
+
+
+def test_plan_late_webhooks_wait_for_the_query() -> None:
+    late = [o for o in the_plan(8700).orders if o.scenario[0] == "late"]
+    assert {o.provider for o in late} == {"alipay", "wechatpay", "stripe"}
+    assert all(m.after_query and m.deliveries for o in late for m in o.messages)
+    assert all(o.expected.paid_events == 1 for o in late)
+
+
+async def test_runner_holds_a_late_webhook_until_its_order_was_queried() -> None:
+    signing = {("alipay", "shop"): keys(8700)[("alipay", "shop")]}
+    options = Options(orders=4, seed=3, run_id="h", late=0.5, lost=0, forged=0, mismatches=0,
+                      refunds=0, closes=0, duplicates=0, burst_ratio=0, tampered=0)  # fmt: skip
+    planned = plan(options, plan_accounts(signing, played_accounts(signing)))
+    late = {o.out_trade_no for o in planned.orders if o.scenario[0] == "late"}
+    asked: list[str] = []
+    sent: list[tuple[str, int]] = []  # (order, how many times it had been asked when sent)
+
+    def queried(number: str) -> bool:
+        asked.append(number)
+        return asked.count(number) >= 3
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        number = dict(parse_qsl(request.content.decode()))["out_trade_no"]
+        sent.append((number, asked.count(number)))
+        return httpx.Response(200, text="success")
+
+    await simulate(planned, Target("http://gw"), signing, rate=0, time_factor=1e6,
+                   transport=httpx.MockTransport(gateway), queried=queried)  # fmt: skip
+    assert late and {n for n, _ in sent} == {o.out_trade_no for o in planned.orders}
+    assert all(count >= 3 for number, count in sent if number in late)
+    assert all(count == 0 for number, count in sent if number not in late)
