@@ -16,6 +16,8 @@ them to HTTP answers. Messages never carry a secret or a request body.
     │   ├── AccountMismatchError    app_id / mchid / seller is not this account's -> 403
     │   ├── SourceAddressError      the client address is not in the allowlist    -> 403
     │   └── DecryptionError         a signed resource does not decrypt (WeChat)   -> 401
+    ├── QueryFailedError            reconciliation: the provider's answer proves nothing
+    │                               (an HTTP error, an unsigned or error answer)
     ├── UnhandledEventError         genuine, but an event paynotify does not map:
     │                               acknowledged as success, nothing published    -> 2xx
     └── PublishError                the broker did not acknowledge the record     -> 503
@@ -89,6 +91,10 @@ class SourceAddressError(VerificationError):
 
 class DecryptionError(VerificationError):
     reason = "decrypt"
+
+
+class QueryFailedError(GatewayError):
+    reason = "query_failed"
 
 
 class UnhandledEventError(GatewayError):

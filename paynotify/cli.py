@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.accounts import reconciling
 from gateway.config import CONFIG_ENV, KafkaSettings, config_path, kafka_settings, read_toml
 from gateway.errors import ConfigError, GatewayError
 from gateway.settings import METRICS_DIR_ENV, load_settings
@@ -157,6 +158,19 @@ def cmd_sink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from paynotify.reconcile.loop import load_reconcile_settings, run
+
+    settings = load_reconcile_settings(config_path(args.config))
+    _topics(settings.kafka)
+    engine = create_db_engine(settings.database_url)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run(settings, engine, stop)
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = load_sink_settings(config_path(args.config))
     engine = create_db_engine(settings.database_url)
@@ -219,9 +233,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         args.config = str(write_demo_config(DEMO_DIR))
     path = config_path(args.config)
     logs = path.parent / "logs" if args.demo else None
-    stack = Stack(
-        path, load_settings(path), load_sink_settings(path), services_from(args.only), logs
-    )
+    gateway = load_settings(path)
+    reconciles = bool(reconciling(gateway.accounts.values()))
+    services = services_from(args.only, reconcile=reconciles)
+    stack = Stack(path, gateway, load_sink_settings(path), services, logs)
     try:
         stack.start()
         if not args.demo:
@@ -281,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole local stack in the foreground")
-    up.add_argument("--only", help="comma-separated subset of gateway,stream,sink")
+    up.add_argument("--only", help="comma-separated subset of gateway,stream,sink,reconcile")
     up.add_argument("--demo", action="store_true", help="send a demonstration burst, print, stop")
     up.add_argument("--demo-orders", type=int, default=20)
     up.set_defaults(func=cmd_up)
@@ -290,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         service.set_defaults(func=func)
         if name == "stream":  # the supervised child: see paynotify/supervisor.py
             service.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    reconcile = sub.add_parser(
+        "reconcile", help="query providers about orders whose payment was never confirmed"
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
     orders = sub.add_parser("orders", help="expected orders").add_subparsers(
         dest="action", required=True
     )

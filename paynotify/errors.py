@@ -8,6 +8,8 @@ roots and prints one line). Messages never carry a secret.
     ├── StackError          a part of the stack did not start
     ├── OrderPublishError   the broker did not acknowledge every order
     ├── UnknownOrderError   nothing is on record for an order number asked for
+    ├── ReconcileError      reconciliation cannot run (no account configures it), or a round
+    │                       could not read the orders or publish what it proved
     └── SimulationError     ``paynotify simulate`` cannot run as asked
         ├── PlanError       the options cannot make a plan (no account, a ratio out of range)
         └── SigningKeyError a signing key is missing, unreadable, or not the account's
@@ -38,6 +40,10 @@ class StackError(PaynotifyError):
 
 class OrderPublishError(PaynotifyError):
     """The broker did not acknowledge every order."""
+
+
+class ReconcileError(PaynotifyError):
+    """Reconciliation cannot run, or one round could not read the orders or publish."""
 
 
 class SimulationError(PaynotifyError):

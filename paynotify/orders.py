@@ -1,4 +1,5 @@
-"""Publish the merchant's expected orders to the ``orders`` topic (``paynotify orders add``)."""
+"""Publish records the command line produces: the merchant's expected orders (``paynotify orders
+add``) and reconciliation's notifications and anomalies (``paynotify reconcile``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from gateway.publisher import producer_config
 from paynotify.errors import OrderPublishError
 from stream.records import ExpectedOrder
 
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
 
 def publish_orders(bootstrap_servers: str, topic: str, orders: Iterable[ExpectedOrder]) -> int:
     """Publish orders keyed by ``out_trade_no`` and wait for the broker; return how many.
@@ -20,6 +23,17 @@ def publish_orders(bootstrap_servers: str, topic: str, orders: Iterable[Expected
     producer = Producer(
         {**producer_config(bootstrap_servers, 10000), "client.id": "paynotify-orders"}
     )
+    records = ((topic, order.out_trade_no.encode(), order.to_bytes()) for order in orders)
+    count, unacknowledged = deliver(producer, records)
+    if unacknowledged:
+        raise OrderPublishError(f"{unacknowledged} orders were not acknowledged")
+    return count
+
+
+def deliver(
+    producer: Producer, records: Iterable[Record], timeout_s: float = 15.0
+) -> tuple[int, int]:
+    """Produce records and wait for the broker; return (how many, how many unacknowledged)."""
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -27,13 +41,9 @@ def publish_orders(bootstrap_servers: str, topic: str, orders: Iterable[Expected
             failures.append(str(err))
 
     count = 0
-    for order in orders:
-        producer.produce(
-            topic, value=order.to_bytes(), key=order.out_trade_no.encode(), on_delivery=on_delivery
-        )
+    for topic, key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
         producer.poll(0)
         count += 1
-    remaining = producer.flush(15)
-    if failures or remaining:
-        raise OrderPublishError(f"{len(failures) + remaining} orders were not acknowledged")
-    return count
+    remaining = producer.flush(timeout_s)
+    return count, len(failures) + remaining

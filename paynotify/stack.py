@@ -1,6 +1,7 @@
 """``paynotify up``: the whole local stack in the foreground — a local broker when nothing
 answers at a loopback ``bootstrap_servers``, the topics, the migrations, then the gateway, a
-stream worker and the database sink as child processes, until interrupted."""
+stream worker, the database sink and, when an account configures it, the reconciler as child
+processes, until interrupted."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from sinks.settings import SinkSettings
 from stream.records import ALL_TOPICS
 
 SERVICES = ("gateway", "stream", "sink")
+RECONCILE = "reconcile"  # started only when an account configures reconciliation
+STOP_ORDER = ("gateway", RECONCILE, "stream", "sink")  # what produces stops first
 
 
 @dataclass
@@ -111,8 +114,9 @@ class Stack:
             time.sleep(0.3)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the services (gateway first, so nothing new arrives), then the broker."""
-        for name in SERVICES:
+        """Stop the services (gateway and reconciler first, so nothing new arrives), then the
+        broker."""
+        for name in STOP_ORDER:
             child = self.children.get(name)
             if child is not None and child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -125,16 +129,20 @@ class Stack:
             self.broker.stop()
 
 
-def services_from(only: str | None) -> tuple[str, ...]:
-    """Parse ``--only gateway,stream,sink``.
+def services_from(only: str | None, *, reconcile: bool = False) -> tuple[str, ...]:
+    """Parse ``--only gateway,stream,sink,reconcile``; without it, every service (the reconciler
+    when ``reconcile``: some account configures it).
 
     Raises:
-        StackError: an unknown service name.
+        StackError: an unknown service name, or the reconciler with nothing to reconcile.
     """
+    known = (*SERVICES, RECONCILE) if reconcile else SERVICES
     if not only:
-        return SERVICES
+        return known
     names = tuple(n.strip() for n in only.split(",") if n.strip())
-    unknown = [n for n in names if n not in SERVICES]
+    if RECONCILE in names and not reconcile:
+        raise StackError("reconcile: no account configures reconciliation")
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+        raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(known)}")
     return names

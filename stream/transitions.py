@@ -16,8 +16,9 @@ reason, never as exceptions. The full table is in ``docs/architecture.md``; in s
 - every event carries the order's status after it and its version (the change counter);
 - the first valid payment emits ``order.paid``, also after an unpaid close (the order is
   ``paid``: money taken wins, and a ``paid_after_close`` anomaly reports it); a later one of the
-  same provider trade nothing (``already_paid``), one of another trade a ``duplicate_payment``
-  anomaly (a double charge);
+  same provider trade nothing (``already_paid``: also reconciliation's query of a payment a
+  webhook brought, or the reverse, whose notify ids differ), one of another trade a
+  ``duplicate_payment`` anomaly (a double charge);
 - a refund waits for the payment, then emits one ``order.refunded`` per refund id;
 - a close before payment emits ``order.closed``; a close after payment (Alipay: "fully refunded")
   emits nothing, and a tick reports it if the refunds never cover the payment;

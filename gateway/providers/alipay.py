@@ -30,8 +30,9 @@ from gateway.errors import (
     MalformedBodyError,
     SignatureError,
 )
-from gateway.providers.keys import PublicKey
-from gateway.providers.provider import Account, Answer, Kind, Provider, one, text_answer
+from gateway.providers.keys import PrivateKey, PublicKey
+from gateway.providers.provider import Answer, Kind, Provider, one, text_answer
+from gateway.providers.query import Reconcilable
 from gateway.records import Notification, encode_raw_body
 
 CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -87,8 +88,9 @@ FREE_TEXT = frozenset(
 )
 
 
-class AlipayAccount(Account):
-    """An Alipay merchant app: ``app_id`` and Alipay's public keys (several during a rotation)."""
+class AlipayAccount(Reconcilable):
+    """An Alipay merchant app: ``app_id`` and Alipay's public keys (several during a rotation);
+    for reconciliation, the app's private key that signs ``alipay.trade.query``."""
 
     provider: Literal["alipay"] = "alipay"
     app_id: str = ""
@@ -99,11 +101,19 @@ class AlipayAccount(Account):
         default=frozenset({"RSA2", "RSA"}), min_length=1
     )
 
+    app_private_key: PrivateKey | None = Field(default=None, repr=False)
+
     @model_validator(mode="after")
     def _complete(self) -> AlipayAccount:
         self.require(self.app_id, "app_id")
         self.require_some(self.public_keys, "alipay_public_keys")
+        self.check_reconcile({"app_private_key": self.app_private_key})
         return self
+
+    @property
+    def reconciles(self) -> bool:
+        """Return whether the app's private key is configured (``alipay.trade.query``)."""
+        return self.app_private_key is not None
 
 
 def verify(
@@ -235,7 +245,7 @@ def _normalize(
         amount_minor=to_minor(_required(params, "total_amount")),
         currency=account.currency,
         provider_trade_no=params.get("trade_no", ""),
-        occurred_at=_china_time(params.get("gmt_payment") or params.get("notify_time")),
+        occurred_at=china_time(params.get("gmt_payment") or params.get("notify_time")),
         received_at=datetime.fromtimestamp(now, UTC).isoformat(),
         raw_body_b64=encode_raw_body(body),
         succeeded=True,
@@ -276,7 +286,7 @@ def _minor_or_none(amount: str | None) -> int | None:
     return to_minor(amount) if amount else None
 
 
-def _china_time(value: str | None) -> str | None:
+def china_time(value: str | None) -> str | None:
     """Return a ``yyyy-MM-dd HH:mm:ss[.S]`` Beijing time as ISO-8601, or None when absent.
 
     Raises:

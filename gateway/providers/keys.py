@@ -13,8 +13,13 @@ import binascii
 from collections.abc import Iterable
 from typing import Annotated, Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.serialization import (
+    load_der_private_key,
+    load_der_public_key,
+    load_pem_private_key,
+    load_pem_public_key,
+)
 from pydantic import BeforeValidator, SecretStr, ValidationInfo
 
 from gateway.errors import ConfigError
@@ -53,8 +58,16 @@ def _public_key(value: Any, info: ValidationInfo) -> Any:
     return public_key(found.key_text(found.secret(value)) if found is not None else value)
 
 
+def _private_key(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str):
+        return value
+    found = loader(info)
+    return private_key(found.key_text(found.secret(value)) if found is not None else value)
+
+
 Secret = Annotated[SecretStr, BeforeValidator(_secret)]
 PublicKey = Annotated[RSAPublicKey, BeforeValidator(_public_key)]
+PrivateKey = Annotated[RSAPrivateKey, BeforeValidator(_private_key)]
 
 
 def public_key(text: str) -> RSAPublicKey:
@@ -72,6 +85,27 @@ def public_key(text: str) -> RSAPublicKey:
         raise ConfigError("a configured public key is neither PEM nor base64 DER") from None
     if not isinstance(key, RSAPublicKey):
         raise ConfigError("a configured public key is not an RSA key")
+    return key
+
+
+def private_key(text: str) -> RSAPrivateKey:
+    """Decode an unencrypted RSA private key from PEM or bare base64 DER (PKCS#8 or PKCS#1, as
+    Alipay's key tool and WeChat Pay's ``apiclient_key.pem`` give them).
+
+    Raises:
+        ConfigError: the key is neither, encrypted, or not an RSA private key (the message never
+        holds the key).
+    """
+    try:
+        if "BEGIN" in text:
+            key = load_pem_private_key(text.encode("ascii"), password=None)
+        else:
+            der = base64.b64decode("".join(text.split()), validate=True)
+            key = load_der_private_key(der, password=None)
+    except (ValueError, TypeError, binascii.Error, UnicodeEncodeError):
+        raise ConfigError("a configured private key is neither PEM nor base64 DER") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigError("a configured private key is not an RSA key")
     return key
 
 

@@ -15,16 +15,18 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from gateway.errors import MalformedBodyError, SignatureError, UnhandledEventError
 from gateway.providers import fields
 from gateway.providers.keys import Secret, check_material
-from gateway.providers.provider import RECEIVED, Account, Kind, Provider, one
+from gateway.providers.provider import RECEIVED, Kind, Provider, one
+from gateway.providers.query import Reconcilable
 from gateway.records import Notification, encode_raw_body
 
 HEADER = "stripe-signature"
 PREFIX = "whsec_"
+API_KEY_PREFIXES = ("sk_", "rk_")  # a secret key, or a restricted (read-only) one
 # Event types; ``checkout.session.completed`` is a payment only once ``payment_status`` is paid.
 KINDS: Mapping[str, Kind] = {
     "payment_intent.succeeded": "payment",
@@ -33,14 +35,16 @@ KINDS: Mapping[str, Kind] = {
 }
 
 
-class StripeAccount(Account):
+class StripeAccount(Reconcilable):
     """A Stripe endpoint: its signing secrets (several while one is rolled). The HMAC key is the
-    whole ``whsec_...`` string, encoded once at load."""
+    whole ``whsec_...`` string, encoded once at load. For reconciliation, an API key that may
+    read PaymentIntents (``sk_...`` or a restricted ``rk_...``)."""
 
     provider: Literal["stripe"] = "stripe"
     signing_secrets: tuple[Secret, ...] = ()
     timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     order_id_metadata_key: str = "out_trade_no"
+    api_key: Secret = Field(default=SecretStr(""), repr=False)
     _keys: tuple[bytes, ...] = PrivateAttr(default=())
 
     def model_post_init(self, context: Any, /) -> None:
@@ -52,7 +56,17 @@ class StripeAccount(Account):
         # What follows whsec_ is the key material (the prefix is no secret).
         material = (key.removeprefix(PREFIX.encode()) for key in self._keys)
         check_material(self, material, "signing_secrets")
+        self.check_reconcile({"api_key": self.reconciles})
+        key = self.api_key.get_secret_value()
+        if key and not key.startswith(API_KEY_PREFIXES):
+            raise self.refuse("api_key must be a secret (sk_) or restricted (rk_) API key")
+        check_material(self, [key.encode("utf-8")[3:]] if key else [], "api_key")
         return self
+
+    @property
+    def reconciles(self) -> bool:
+        """Return whether an API key is configured (to query PaymentIntents)."""
+        return bool(self.api_key.get_secret_value())
 
     @property
     def key_bytes(self) -> tuple[bytes, ...]:

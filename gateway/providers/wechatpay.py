@@ -30,8 +30,9 @@ from gateway.errors import (
     UnhandledEventError,
 )
 from gateway.providers import fields
-from gateway.providers.keys import PublicKey, Secret
-from gateway.providers.provider import Account, Answer, Kind, Provider, json_answer, one
+from gateway.providers.keys import PrivateKey, PublicKey, Secret
+from gateway.providers.provider import Answer, Kind, Provider, json_answer, one
+from gateway.providers.query import Reconcilable
 from gateway.records import Notification, encode_raw_body
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -47,9 +48,10 @@ KINDS: Mapping[str, Kind] = {
 REFUND_PREFIX = "REFUND."
 
 
-class WechatPayAccount(Account):
+class WechatPayAccount(Reconcilable):
     """A WeChat Pay merchant: ``mchid``, ``appid``, the APIv3 key and the platform's public keys
-    by ``Wechatpay-Serial``; the AES-GCM cipher is made from the key once, at load."""
+    by ``Wechatpay-Serial``; the AES-GCM cipher is made from the key once, at load. For
+    reconciliation, the merchant API private key and its certificate's serial number."""
 
     provider: Literal["wechatpay"] = "wechatpay"
     mchid: str = ""
@@ -57,6 +59,8 @@ class WechatPayAccount(Account):
     platform_public_keys: dict[str, PublicKey] = Field(default_factory=dict, repr=False)
     apiv3_key: Secret = Field(default=SecretStr(""), validate_default=True)
     timestamp_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    merchant_private_key: PrivateKey | None = Field(default=None, repr=False)
+    merchant_serial_no: str = ""
     _cipher: AESGCM | None = PrivateAttr(default=None)
 
     @field_validator("apiv3_key", mode="before")
@@ -77,7 +81,18 @@ class WechatPayAccount(Account):
         self.require(self.mchid, "mchid")
         self.require(self.appid, "appid")
         self.require_some(self.platform_public_keys, "platform_public_keys")
+        self.check_reconcile(
+            {
+                "merchant_private_key": self.merchant_private_key,
+                "merchant_serial_no": self.merchant_serial_no,
+            }
+        )
         return self
+
+    @property
+    def reconciles(self) -> bool:
+        """Return whether the merchant API key that signs order queries is configured."""
+        return self.merchant_private_key is not None
 
     @property
     def cipher(self) -> AESGCM:
@@ -103,7 +118,7 @@ def verify(
     lowered = fields.lower_headers(headers)
     fields.check_content_type(lowered)
     timestamp = fields.required_header(lowered, "wechatpay-timestamp")
-    _check_signature(lowered, timestamp, body, account)
+    check_signature(lowered, timestamp, body, account)
     fields.check_fresh(int(timestamp), now, account.timestamp_tolerance_seconds)
     envelope = fields.parse_object(body)
     resource = decrypt(fields.child(envelope, "resource"), account.cipher)
@@ -116,9 +131,14 @@ def message(timestamp: str, nonce: str, body: bytes) -> bytes:
     return f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
 
 
-def _check_signature(
+def check_signature(
     headers: Mapping[str, str], timestamp: str, body: bytes, account: WechatPayAccount
 ) -> None:
+    """Check the platform's signature of a body (a notification, or an answer to a query).
+
+    Raises:
+        SignatureError: a missing or unparsable header, an unknown serial, or no match.
+    """
     nonce = fields.required_header(headers, "wechatpay-nonce")
     serial = fields.required_header(headers, "wechatpay-serial")
     encoded = fields.required_header(headers, "wechatpay-signature")

@@ -18,8 +18,10 @@ from paynotify.orders import publish_orders
 from paynotify.simulator import keys as signing
 from paynotify.simulator.plan import PROVIDERS, Options, Plan, plan
 from paynotify.simulator.progress import ProgressBar, planned_copies
+from paynotify.simulator.queries import QueryServer, played_accounts
 from paynotify.simulator.report import Report, format_summary
 from paynotify.simulator.runner import Target, expected_orders, now_iso, simulate
+from paynotify.simulator.signers import SigningKeys
 from paynotify.simulator.verification import (
     Verification,
     count_paid_events,
@@ -40,6 +42,8 @@ RATIOS = (
     ("tampered", 0.05, "share of paid orders that also get a tampered copy first"),
     ("refunds", 0.2, "share of paid orders refunded (partly, fully, or fully in two)"),
     ("closes", 0.05, "share of orders closed unpaid (Alipay, Standard Webhooks, Adyen)"),
+    ("lost", 0.05, "share of orders paid with every webhook lost (accounts that reconcile)"),
+    ("late", 0.05, "share of orders whose webhook waits until the reconciler asked (same)"),
 )
 
 
@@ -92,7 +96,26 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     providers = _split(args.providers)
     keys = signing.select(settings.accounts, providers, _key_paths(args.signing_key, path))
-    the_plan = plan(_options(args), signing.plan_accounts(keys))
+    played = played_accounts(keys)
+    the_plan = plan(_options(args), signing.plan_accounts(keys, played))
+    server = QueryServer(the_plan, played) if played else None
+    if server is not None:
+        server.start()
+    try:
+        return _run(args, path, settings, keys, the_plan, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(
+    args: argparse.Namespace,
+    path: Path,
+    settings: GatewaySettings,
+    keys: dict[tuple[str, str], SigningKeys],
+    the_plan: Plan,
+    server: QueryServer | None,
+) -> int:
     if not args.no_orders:
         _publish(settings, the_plan)
     target = Target(args.url or f"http://{settings.host}:{settings.port}", _endpoints(args))
@@ -107,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             time_factor=args.time_factor,
             request_timeout=args.timeout,
             progress=bar,
+            queried=server.was_asked if server is not None else None,
         )
     )
     if bar is not None:
@@ -131,6 +155,8 @@ def _options(args: argparse.Namespace) -> Options:
         tampered=args.tampered,
         refunds=args.refunds,
         closes=args.closes,
+        lost=args.lost,
+        late=args.late,
         seed=seed,
         run_id=args.run_id or f"sim-{uuid.uuid4().hex[:8]}",
     )

@@ -111,13 +111,17 @@ def select(
     return chosen
 
 
-def plan_accounts(keys: Mapping[tuple[str, str], SigningKeys]) -> list[Account]:
-    """Return the plan's view of the accounts, in provider order."""
+def plan_accounts(
+    keys: Mapping[tuple[str, str], SigningKeys], played: Iterable[tuple[str, str]] = ()
+) -> list[Account]:
+    """Return the plan's view of the accounts, in provider order; those in ``played`` have
+    their query API played (so some of their payments may lose every webhook)."""
     out = []
+    queried = set(played)
     for (provider, name), signing in keys.items():
         account = signing.account
         currency = (
             account.currency if isinstance(account, AlipayAccount) else DEFAULT_CURRENCY[provider]
         )
-        out.append(Account(provider, name, currency))
+        out.append(Account(provider, name, currency, (provider, name) in queried))
     return sorted(out, key=lambda a: (PROVIDERS.index(a.provider), a.name))

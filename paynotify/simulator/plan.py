@@ -6,7 +6,11 @@ every notification (payment, Alipay's ``TRADE_FINISHED``, refund, close) with it
 provider's own time, seconds after the order starts; the runner compresses it) and how many copies
 arrive at once, and the end state the system must reach: status, refunded amount, number of
 ``order.paid`` events, anomalies. Scenario counts are quotas per provider (``ceil(ratio * n)``),
-so a small run still covers every scenario a ratio asks for.
+so a small run still covers every scenario a ratio asks for. A ``lost`` order is paid but every
+webhook of it is lost: only reconciliation (the provider's query API, which the simulator also
+plays) can recover it, so only accounts that configure reconciliation get such orders. A ``late``
+order's payment webhook is held back until the reconciler has asked about the order, so the
+query and the webhook of one payment both arrive, in either order: it must be paid once.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Options:
     tampered: float = 0.05
     refunds: float = 0.2
     closes: float = 0.05
+    lost: float = 0.05
+    late: float = 0.05
     seed: int = 0
     run_id: str = "sim"
 
@@ -58,11 +64,13 @@ class Options:
             "tampered": self.tampered,
             "refunds": self.refunds,
             "closes": self.closes,
+            "lost": self.lost,
+            "late": self.late,
         }
         for name, value in ratios.items():
             if not 0.0 <= value <= 1.0:
                 raise PlanError(f"--{name} must be between 0 and 1, got {value}")
-        if self.forged + self.mismatches + self.closes > 1.0:
+        if self.forged + self.mismatches + self.closes > 1.0:  # --lost takes what is left
             raise PlanError("--forged, --mismatches and --closes together exceed 1")
         if self.orders < 1 or self.burst_size < 0:
             raise PlanError("--orders must be at least 1 and --bursts not negative")
@@ -75,6 +83,7 @@ class Account:
     provider: str
     name: str
     currency: str
+    reconciles: bool = False  # its query API is played too: some payments lose every webhook
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ class Message:
     refund_id: str | None = None
     refund_total_minor: int = 0  # refunds: the cumulative refunded amount after this one
     full_refund: bool = False  # refunds: this one brings the total to the paid amount
+    after_query: bool = False  # held back until the provider's query API was asked (``late``)
 
     @property
     def genuine(self) -> bool:
@@ -125,6 +135,12 @@ class PlannedOrder:
     expected: Expected
     payment_ref: str  # the provider's id of the payment (trade no, intent, pspReference)
 
+    @property
+    def paid_minor(self) -> int | None:
+        """Return what the customer really paid (as the provider's query API says), or None."""
+        paid = [m for m in self.messages if m.kind == "payment" and m.genuine]
+        return paid[0].amount_minor if paid else None
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -148,9 +164,9 @@ def plan(options: Options, accounts: Sequence[Account]) -> Plan:
         raise PlanError("no account to simulate: check --providers and the configuration")
     rng = random.Random(options.seed)
     drafts = [_draft(options, i, accounts[i % len(accounts)], rng) for i in range(options.orders)]
-    by_provider: dict[str, list[int]] = {}
+    by_provider: dict[tuple[str, bool], list[int]] = {}
     for i, draft in enumerate(drafts):
-        by_provider.setdefault(draft.provider, []).append(i)
+        by_provider.setdefault((draft.provider, draft.reconciles), []).append(i)
     for indexes in by_provider.values():
         _assign(options, [drafts[i] for i in indexes], rng)
     return Plan(options, tuple(_finish(options, d, rng) for d in drafts))
@@ -165,7 +181,8 @@ class _Draft:
     account: str
     currency: str
     amount_minor: int
-    primary: str = "paid"  # paid | forged | mismatch | closed
+    reconciles: bool = False
+    primary: str = "paid"  # paid | forged | mismatch | closed | lost | late
     refunds: tuple[int, ...] = ()
     out_of_order: bool = False
     tampered: bool = False
@@ -173,7 +190,7 @@ class _Draft:
 
 def _draft(options: Options, i: int, account: Account, rng: random.Random) -> _Draft:
     amount = rng.randrange(100, 100_000)
-    return _Draft(i, account.provider, account.name, account.currency, amount)
+    return _Draft(i, account.provider, account.name, account.currency, amount, account.reconciles)
 
 
 def _quota(ratio: float, n: int) -> int:
@@ -187,6 +204,8 @@ def _assign(options: Options, drafts: list[_Draft], rng: random.Random) -> None:
     primaries = [("forged", options.forged), ("mismatch", options.mismatches)]
     if drafts[0].provider in CLOSING_PROVIDERS:
         primaries.append(("closed", options.closes))
+    if drafts[0].reconciles:
+        primaries += [("lost", options.lost), ("late", options.late)]
     for name, ratio in primaries:
         for draft in pool[: _quota(ratio, len(drafts))]:
             draft.primary = name
@@ -256,6 +275,10 @@ def _messages(draft: _Draft, ids: _Ids) -> list[Message]:
         return [Message("payment", ids.make("payment"), amount + 1, (Delivery(0.0),))]
     if draft.primary == "closed":
         return [Message("close", ids.make("close"), amount, (Delivery(0.0),))]
+    if draft.primary == "lost":  # paid, but no delivery of any webhook arrives
+        return [Message("payment", ids.make("payment"), amount, ())]
+    if draft.primary == "late":  # the webhook comes once the reconciler has asked
+        return [Message("payment", ids.make("payment"), amount, (Delivery(0.0),), after_query=True)]
     first = 0.0
     messages: list[Message] = []
     if draft.out_of_order:
@@ -292,7 +315,7 @@ def _refund_messages(draft: _Draft, ids: _Ids) -> list[Message]:
 
 def _add_duplicates(options: Options, message: Message, rng: random.Random) -> Message:
     """Let the provider redeliver a genuine notification: later copies, or a burst at once."""
-    if not message.genuine:
+    if not message.genuine or not message.deliveries:
         return message
     first = message.deliveries[0]
     if options.burst_size > 1 and rng.random() < options.burst_ratio:
@@ -323,6 +346,8 @@ def _expected(draft: _Draft) -> Expected:
         return Expected(CREATED, anomalies=("amount_mismatch",))
     if draft.primary == "closed":
         return Expected(CLOSED)
+    if draft.primary in ("lost", "late"):
+        return Expected(PAID, paid_events=1)
     refunded = sum(draft.refunds)
     if not refunded:
         return Expected(PAID, paid_events=1)

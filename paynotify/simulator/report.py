@@ -18,6 +18,7 @@ class Tally:
     the provider hears its success form or its schedule runs out."""
 
     notifications: int = 0  # planned notifications (copies share one)
+    lost: int = 0  # payments whose every webhook is lost: reconciliation must recover them
     deliveries: int = 0  # copies delivered: first deliveries, redeliveries, burst copies
     requests: int = 0  # HTTP requests, retries included
     acknowledged: int = 0  # genuine deliveries answered with the provider's success form
@@ -110,6 +111,7 @@ def expected_counts(plan: Plan) -> Counter[str]:
 
 ROWS = (
     ("notifications", "notifications"),
+    ("lost", "lost (all webhooks)"),
     ("deliveries", "copies delivered"),
     ("duplicates", "  of which duplicates"),
     ("requests", "requests sent"),

@@ -25,6 +25,8 @@ from paynotify.simulator.signers import Prepared, SigningKeys, prepare
 from stream.records import ExpectedOrder
 
 DEFAULT_PATH = "/notify/{provider}/{account}"
+# A ``late`` webhook waits for the reconciler's query of its order at most this long (seconds).
+HOLD_LIMIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,17 @@ async def simulate(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[Report], None] | None = None,
     clock: Callable[[], float] = time.time,
+    queried: Callable[[str], bool] | None = None,
 ) -> Report:
     """Send every planned notification, retrying as each provider does; return the counts.
+    ``queried(out_trade_no)`` says whether the provider's query API was asked about an order: a
+    ``late`` webhook waits for it (at most ``HOLD_LIMIT_S``).
 
     Raises:
         SigningKeyError: an order's account has no signing keys.
     """
     runner = _Runner(plan, target, keys, rate, concurrency, time_factor, progress, clock)
+    runner.queried = queried
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     started = time.monotonic()
     async with httpx.AsyncClient(
@@ -119,12 +125,14 @@ class _Runner:
         self.clock = clock
         self.client: httpx.AsyncClient | None = None
         self.spacing = _spacing(plan, rate)
+        self.queried: Callable[[str], bool] | None = None
 
     async def run(self) -> None:
         start = asyncio.get_running_loop().time()
         for order in self.plan.orders:
             tally = self.report.tally(order.provider)
-            tally.notifications += len(order.messages)
+            tally.notifications += sum(1 for m in order.messages if m.deliveries)
+            tally.lost += sum(1 for m in order.messages if not m.deliveries)
         tasks = [
             self._deliver(order, message, delivery, start + i * self.spacing)
             for i, order in enumerate(self.plan.orders)
@@ -138,6 +146,8 @@ class _Runner:
     ) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, order_start + delivery.at / self.factor - loop.time()))
+        if message.after_query and self.queried is not None:
+            await _until(lambda: self.queried is not None and self.queried(order.out_trade_no))
         keys = self.keys[(order.provider, order.account)]
         prepared = prepare(order, message, keys, now=self.clock())
         self.report.tally(order.provider).deliveries += delivery.copies
@@ -185,6 +195,14 @@ class _Runner:
         tally.answers[f"{status} {text[:24]}".strip()] += 1
         self.progress(self.report)
         return status, text
+
+
+async def _until(condition: Callable[[], bool], limit_s: float = HOLD_LIMIT_S) -> None:
+    """Wait until ``condition`` holds, or ``limit_s`` passed (then go on regardless)."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    # Polled: the query server answers on its own threads, which know no event loop.
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
 
 
 def _spacing(plan: Plan, rate: float) -> float:

@@ -34,6 +34,13 @@ def test_services_from_subset_and_unknown() -> None:
         services_from("gateway,web")
 
 
+def test_services_from_adds_the_reconciler_only_when_an_account_reconciles() -> None:
+    assert services_from(None, reconcile=True) == (*SERVICES, "reconcile")
+    assert services_from("gateway,reconcile", reconcile=True) == ("gateway", "reconcile")
+    with pytest.raises(StackError, match="no account configures reconciliation"):
+        services_from("reconcile")
+
+
 def test_parser_knows_the_design_commands() -> None:
     parser = build_parser()
     for argv in (
@@ -42,6 +49,7 @@ def test_parser_knows_the_design_commands() -> None:
         ["gateway"],
         ["stream"],
         ["sink"],
+        ["reconcile"],
         ["orders", "add", "--out-trade-no", "o", "--account", "a", "--amount-minor", "1"],
         ["db", "upgrade"],
         ["kafka", "status"],

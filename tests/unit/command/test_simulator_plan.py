@@ -182,6 +182,20 @@ def test_compare_as_expected_finds_nothing() -> None:
     assert compare(order, seen) == []
     fewer = Observed(want.status, want.refunded_minor, (), 1, genuine - 1)
     assert [d.problem for d in compare(order, fewer)] == ["unrecorded notification"]
+    queried = Observed(want.status, want.refunded_minor, (), 1, genuine, queried=2)
+    assert compare(order, queried) == []  # when the reconciler asked does not matter
+
+
+def test_compare_lost_payment_needs_a_query_notification_and_no_webhook() -> None:
+    accounts = [Account("alipay", "shop", "CNY", reconciles=True)]
+    lost = next(
+        o
+        for o in plan(Options(orders=20, lost=0.2, seed=9), accounts).orders
+        if o.scenario == ("lost",)
+    )
+    assert compare(lost, Observed("paid", 0, (), 1, 0, queried=1)) == []
+    unqueried = compare(lost, Observed("paid", 0, (), 1, 0, queried=0))
+    assert [d.problem for d in unqueried] == ["unrecorded notification"]
 
 
 @pytest.mark.parametrize(
