@@ -1,6 +1,7 @@
 """``paynotify up``: the whole local stack in the foreground — a local broker when nothing
 answers at a loopback ``bootstrap_servers``, the topics, the migrations, then the gateway, a
-stream worker and the database sink as child processes, until interrupted."""
+stream worker and the database sink as child processes, and the operators' console when the
+configuration has a ``[console]`` section, until interrupted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 
 from gateway.settings import GatewaySettings
 from paynotify.broker import LocalBroker, answers, is_loopback
+from paynotify.console.settings import ConsoleSettings
 from paynotify.errors import StackError
 from paynotify.topics import ensure_topics
 from sinks.schema import create_db_engine, upgrade
@@ -22,6 +24,8 @@ from sinks.settings import SinkSettings
 from stream.records import ALL_TOPICS
 
 SERVICES = ("gateway", "stream", "sink")
+CONSOLE = "console"  # started when the configuration has a [console] section
+STOP_ORDER = (CONSOLE, *SERVICES)
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Stack:
     services: tuple[str, ...] = SERVICES
     log_dir: Path | None = None
     broker: LocalBroker | None = None
+    console: ConsoleSettings | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -51,7 +56,12 @@ class Stack:
         for name in self.services:
             self.children[name] = self._spawn(name)
         if "gateway" in self.services:
-            self._wait_gateway()
+            self._wait_healthz("gateway", f"http://{self.gateway.host}:{self.gateway.port}")
+        if self.console is not None and CONSOLE in self.services:
+            self._wait_healthz(CONSOLE, f"http://{self.console.host}:{self.console.port}")
+            print(
+                f"paynotify: console at http://{self.console.host}:{self.console.port}/", flush=True
+            )
 
     def _spawn(self, name: str) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), name]
@@ -77,8 +87,8 @@ class Stack:
             flush=True,
         )
 
-    def _wait_gateway(self, timeout: float = 60.0) -> None:
-        url = f"http://{self.gateway.host}:{self.gateway.port}/healthz"
+    def _wait_healthz(self, name: str, base: str, timeout: float = 60.0) -> None:
+        url = f"{base}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_children()
@@ -88,7 +98,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise StackError("the gateway did not answer /healthz in time")
+        raise StackError(f"the {name} did not answer /healthz in time")
 
     def check_children(self) -> None:
         """Raise if a service has exited."""
@@ -111,8 +121,8 @@ class Stack:
             time.sleep(0.3)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the services (gateway first, so nothing new arrives), then the broker."""
-        for name in SERVICES:
+        """Stop the console, the services (gateway first, so nothing new arrives), the broker."""
+        for name in STOP_ORDER:
             child = self.children.get(name)
             if child is not None and child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -125,16 +135,18 @@ class Stack:
             self.broker.stop()
 
 
-def services_from(only: str | None) -> tuple[str, ...]:
-    """Parse ``--only gateway,stream,sink``.
+def services_from(only: str | None, console: bool = False) -> tuple[str, ...]:
+    """Parse ``--only gateway,stream,sink,console``; without it, every service, and the console
+    when ``console`` (the configuration has a ``[console]`` section).
 
     Raises:
         StackError: an unknown service name.
     """
     if not only:
-        return SERVICES
+        return (*SERVICES, CONSOLE) if console else SERVICES
     names = tuple(n.strip() for n in only.split(",") if n.strip())
-    unknown = [n for n in names if n not in SERVICES]
+    known = (*SERVICES, CONSOLE)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+        raise StackError(f"unknown service {', '.join(unknown)}; choose from {', '.join(known)}")
     return names
