@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
+from pydantic import BeforeValidator
 
 from paynotify.console.models import (
     AnomalyRow,
@@ -42,6 +44,8 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no record"}}
+SINCE = "an ISO-8601 time (UTC when it has no offset), or an age: 30m, 2h, 7d"
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no bearer token, or not the console's"}
 }
@@ -53,10 +57,12 @@ def create_app(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     """Return the console's application, reading through ``reader``."""
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files from the package, not from a CDN.
+    app = FastAPIOffline(
         title="paynotify console",
         summary="An order's story, recent anomalies and the last hour's counts.",
         version="1",
+        static_url="/docs-static",
     )
     app.include_router(_api(settings, reader, now))
     for path, (name, media_type) in STATIC.items():
@@ -88,9 +94,11 @@ def _api(
             )
         response.headers["Cache-Control"] = "no-store"
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(authorized)], responses=UNAUTHORIZED)
+    router = APIRouter(
+        prefix="/api", tags=["console"], dependencies=[Depends(authorized)], responses=UNAUTHORIZED
+    )
 
-    @router.get("/orders/{out_trade_no}", responses={404: {"model": Problem}})
+    @router.get("/orders/{out_trade_no}", summary="An order's story", responses=NOT_FOUND)
     def order(out_trade_no: str) -> OrderStory:
         """An order's row and its notifications, events and anomalies in time order."""
         story = reader.story(out_trade_no)
@@ -98,19 +106,17 @@ def _api(
             raise HTTPException(404, "nothing on record for this order number")
         return story_answer(story.as_json())
 
-    @router.get("/anomalies", responses={422: {"model": Problem}})
+    @router.get("/anomalies", summary="Recent anomalies")
     def anomalies(
-        since: Annotated[
-            str | None, Query(description="an ISO-8601 time, or an age: 30m, 2h, 7d")
-        ] = None,
+        since: Annotated[datetime | None, BeforeValidator(_since), Query(description=SINCE)] = None,
         reason: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     ) -> list[AnomalyRow]:
         """The latest anomalies first, optionally since a time and of one reason."""
-        rows = reader.anomalies(_since(since, now), reason, limit)
+        rows = reader.anomalies(since, reason, limit)
         return [AnomalyRow.model_validate(row) for row in rows]
 
-    @router.get("/stats")
+    @router.get("/stats", summary="Counts by status and the last hour")
     def stats() -> StatsAnswer:
         """Orders by status, and what the sink recorded in the last hour."""
         at = now()
@@ -131,13 +137,14 @@ def _api(
     return router
 
 
-def _since(text: str | None, now: Callable[[], datetime]) -> datetime | None:
-    if not text:
-        return None
+def _since(value: object) -> object:
+    """Turn an age (``2h``) or an ISO-8601 time without offset into an aware time."""
+    if not isinstance(value, str) or not value:
+        return None if value == "" else value
     try:
-        return parse_since(text, now)
+        return parse_since(value)
     except argparse.ArgumentTypeError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise ValueError(str(exc)) from None
 
 
 def _static(name: str, media_type: str) -> Callable[[], Response]:

@@ -138,6 +138,12 @@ def test_console_page_shows_an_orders_story_anomalies_and_counts(
         assert RAW_MARKER not in browser.page_source
         _save(browser, shots, "console.png")
 
+        browser.get(url + "/docs")  # Swagger UI from the package's files, no CDN
+        WebDriverWait(browser, 20).until(lambda b: "/api/orders/{out_trade_no}" in b.page_source)
+        _save(browser, shots, "console-docs.png")
+
+        browser.get(url + "/")
+        WebDriverWait(browser, 10).until(lambda b: "paid" in _text(b, "by-status"))
         process.terminate()
         process.wait(timeout=30)
         browser.find_element(By.ID, "refresh").click()

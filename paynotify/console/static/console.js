@@ -24,6 +24,7 @@ async function api(path) {
   if (!answer.ok) {
     let detail = "";
     try { detail = (await answer.json()).detail; } catch (_) { /* not JSON */ }
+    if (Array.isArray(detail) && detail.length) detail = detail[0].msg;  // a refused parameter
     throw new ApiError(answer.status, "The console answered " + answer.status +
       (typeof detail === "string" && detail ? ": " + detail : "."));
   }

@@ -153,7 +153,10 @@ def test_public_routes_hold_no_payment_data(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/api/orders/{out_trade_no}", "/api/anomalies", "/api/stats"}
     assert "o-1" not in client.get("/openapi.json").text
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text
+    assert "https://" not in docs.text  # nothing from a CDN: no network outside may be reachable
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 
