@@ -157,6 +157,8 @@ def test_public_routes_hold_no_payment_data(client: TestClient) -> None:
     assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text
     assert "https://" not in docs.text  # nothing from a CDN: no network outside may be reachable
     assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    redoc = client.get("/redoc").text
+    assert "/docs-static/redoc.standalone.js" in redoc and "https://" not in redoc
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 
