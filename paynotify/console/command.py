@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its "Context impl" lines: noise here
     try:
         reader.check()
-        log.info("console listening", extra={"listen": f"{settings.host}:{settings.port}"})
+        log.info("console on http://%s:%d/ (bearer token required)", settings.host, settings.port)
         uvicorn.run(
             create_app(settings, reader),
             host=settings.host,

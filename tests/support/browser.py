@@ -19,15 +19,15 @@ from selenium.webdriver.chrome.service import Service
 
 from tests.support.apt import AptUnavailable, apt_install
 
-PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+# chromium-driver depends on the chromium of its own version: one apt-get brings both.
+PACKAGE = "chromium-driver"
 
 
 def browser_paths() -> tuple[str, str]:
     """Return the paths of chromium and chromedriver, installing them when missing."""
     try:
-        for program, package in PACKAGES.items():
-            if shutil.which(program) is None:
-                apt_install(package)
+        if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+            apt_install(PACKAGE)
     except AptUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is needed for the browser test: {exc}")

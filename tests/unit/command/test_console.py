@@ -15,6 +15,8 @@ from paynotify.cli import main
 from paynotify.console.app import create_app
 from paynotify.console.settings import load_console_settings
 from sinks.reader import DatabaseReader
+from tests.support import browser
+from tests.support.apt import AptUnavailable
 from tests.support.console_data import RAW_MARKER, TOKEN, fill_database, write_config
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -190,3 +192,19 @@ def test_console_refuses_an_unmigrated_database(
     config = write_config(tmp_path, tmp_path / "empty.db")
     assert main(["console", "--config", str(config)]) == 2
     assert capsys.readouterr().err.startswith("paynotify: ")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "Failed"), ("", "Skipped")])
+def test_browser_test_without_chromium_fails_on_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: str
+) -> None:
+    def unavailable(package: str) -> None:
+        raise AptUnavailable(f"{package} is not installed and cannot be installed here")
+
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(browser.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(browser, "apt_install", unavailable)
+    with pytest.raises(BaseException) as caught:
+        browser.browser_paths()
+    assert type(caught.value).__name__ == outcome
+    assert "chromium-driver is not installed" in str(caught.value)
