@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response, Security
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+)
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BeforeValidator
@@ -31,6 +43,7 @@ from paynotify.console.models import (
 )
 from paynotify.console.settings import ConsoleSettings
 from paynotify.story import since as parse_since
+from sinks.errors import DatabaseUnavailableError
 from sinks.reader import DatabaseReader
 
 MAX_LIMIT = 500
@@ -47,8 +60,10 @@ PAGE_HEADERS = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no record"}}
 SINCE = "an ISO-8601 time (UTC when it has no offset), or an age: 30m, 2h, 7d"
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "no bearer token, or not the console's"}
+    401: {"model": Problem, "description": "no bearer token, or not the console's"},
+    503: {"model": Problem, "description": "the database does not answer"},
 }
+log = logging.getLogger("paynotify.console")
 
 
 def create_app(
@@ -67,6 +82,11 @@ def create_app(
     app.include_router(_api(settings, reader, now))
     for path, (name, media_type) in STATIC.items():
         app.add_api_route(path, _static(name, media_type), include_in_schema=False)
+
+    @app.exception_handler(DatabaseUnavailableError)
+    def unavailable(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+        log.warning("database unavailable", extra={"error": exc.error})
+        return JSONResponse({"detail": "the database does not answer; try again"}, 503)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -99,7 +119,7 @@ def _api(
     )
 
     @router.get("/orders/{out_trade_no}", summary="An order's story", responses=NOT_FOUND)
-    def order(out_trade_no: str) -> OrderStory:
+    def order(out_trade_no: Annotated[str, Path(max_length=128)]) -> OrderStory:
         """An order's row and its notifications, events and anomalies in time order."""
         story = reader.story(out_trade_no)
         if not story.known:

@@ -95,6 +95,7 @@ def test_order_unknown_answers_404(client: TestClient) -> None:
     answer = client.get("/api/orders/o-404", headers=AUTH)
     assert answer.status_code == 404
     assert answer.json() == {"detail": "nothing on record for this order number"}
+    assert client.get("/api/orders/" + "x" * 129, headers=AUTH).status_code == 422
 
 
 def test_anomalies_filter_by_reason_time_and_limit(client: TestClient) -> None:
@@ -208,3 +209,15 @@ def test_browser_test_without_chromium_fails_on_ci_and_skips_elsewhere(
         browser.browser_paths()
     assert type(caught.value).__name__ == outcome
     assert "chromium-driver is not installed" in str(caught.value)
+
+
+def test_api_answers_503_when_the_database_does_not_answer(config: Path, tmp_path: Path) -> None:
+    settings = load_console_settings(config)
+    reader = DatabaseReader(f"sqlite:///{tmp_path}")  # a folder: SQLite cannot open it
+    with TestClient(create_app(settings, reader)) as client:
+        for path in API:
+            answer = client.get(path, headers=AUTH)
+            assert answer.status_code == 503
+            assert answer.json() == {"detail": "the database does not answer; try again"}
+        assert client.get(API[0]).status_code == 401  # the token is still asked first
+    reader.close()
