@@ -138,6 +138,12 @@ def test_console_page_shows_an_orders_story_anomalies_and_counts(
         assert RAW_MARKER not in browser.page_source
         _save(browser, shots, "console.png")
 
+        _submit(browser, "token", "another-token-another-token")  # what was shown goes
+        _wait_text(browser, "message", "refused the token (401)")
+        assert _text(browser, "anomalies").split("\n") == ["recorded at reason order detail"]
+        assert not browser.find_element(By.ID, "order").is_displayed()
+        _submit(browser, "token", TOKEN)
+
         browser.get(url + "/docs")  # Swagger UI from the package's files, no CDN
         WebDriverWait(browser, 20).until(lambda b: "/api/orders/{out_trade_no}" in b.page_source)
         _save(browser, shots, "console-docs.png")

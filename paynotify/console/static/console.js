@@ -124,6 +124,13 @@ async function lookUp(number) {
   $("order").hidden = false;
 }
 
+function clearData() {
+  for (const id of ["by-status", "anomalies", "timeline"]) $(id).tBodies[0].replaceChildren();
+  $("last-hour").replaceChildren();
+  $("order").hidden = true;
+  $("stats-at").textContent = "never";
+}
+
 async function refresh() {
   if (!token()) {
     say($("message"), "Enter the console token to see payment data.");
@@ -133,6 +140,7 @@ async function refresh() {
     await Promise.all([loadStats(), loadAnomalies()]);
     say($("message"), "");
   } catch (err) {
+    if (err.status === 401) clearData();  // another token: what the last one showed goes
     say($("message"), err.message);
   }
 }
@@ -146,9 +154,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
-    for (const id of ["by-status", "anomalies", "timeline"]) $(id).tBodies[0].replaceChildren();
-    $("last-hour").replaceChildren();
-    $("order").hidden = true;
+    clearData();
     refresh();
   });
   $("order-form").addEventListener("submit", (event) => {
