@@ -25,6 +25,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.settings import METRICS_DIR_ENV, load_settings
 from paynotify import story
 from paynotify.broker import LocalBroker
+from paynotify.console import command as console_command
 from paynotify.errors import PaynotifyError
 from paynotify.logs import setup_logging
 from paynotify.orders import publish_orders
@@ -226,6 +227,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from paynotify.console.settings import has_console, load_console_settings
     from paynotify.demo import print_result, run_demo, write_demo_config
     from paynotify.stack import Stack, services_from
 
@@ -235,8 +237,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = path.parent / "logs" if args.demo else None
     gateway = load_settings(path)
     reconciles = bool(reconciling(gateway.accounts.values()))
-    services = services_from(args.only, reconcile=reconciles)
+    services = services_from(args.only, reconcile=reconciles, console=has_console(read_toml(path)))
     stack = Stack(path, gateway, load_sink_settings(path), services, logs)
+    if "console" in services:  # a missing or short token: one line, before anything starts
+        stack.console = load_console_settings(path)
     try:
         stack.start()
         if not args.demo:
@@ -296,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole local stack in the foreground")
-    up.add_argument("--only", help="comma-separated subset of gateway,stream,sink,reconcile")
+    up.add_argument(
+        "--only", help="comma-separated subset of gateway,stream,sink,reconcile,console"
+    )
     up.add_argument("--demo", action="store_true", help="send a demonstration burst, print, stop")
     up.add_argument("--demo-orders", type=int, default=20)
     up.set_defaults(func=cmd_up)
@@ -320,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_orders_add)
     story.add_parsers(orders, sub)
     simulate_command.add_parser(sub)
+    console_command.add_parser(sub)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply the migrations").set_defaults(func=cmd_db_upgrade)
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(

@@ -10,6 +10,7 @@ roots and prints one line). Messages never carry a secret.
     ├── UnknownOrderError   nothing is on record for an order number asked for
     ├── ReconcileError      reconciliation cannot run (no account configures it), or a round
     │                       could not read the orders or publish what it proved
+    ├── ConsoleConfigError  the ``[console]`` section is missing or wrong (a short token, ...)
     └── SimulationError     ``paynotify simulate`` cannot run as asked
         ├── PlanError       the options cannot make a plan (no account, a ratio out of range)
         └── SigningKeyError a signing key is missing, unreadable, or not the account's
@@ -32,6 +33,10 @@ class TopicError(PaynotifyError):
 
 class UnknownOrderError(PaynotifyError):
     """Nothing at all (order, notification, event, anomaly) is on record for an order number."""
+
+
+class ConsoleConfigError(PaynotifyError):
+    """The ``[console]`` section is missing or wrong; the message never quotes the token."""
 
 
 class StackError(PaynotifyError):

@@ -1,7 +1,8 @@
 """``paynotify up``: the whole local stack in the foreground — a local broker when nothing
 answers at a loopback ``bootstrap_servers``, the topics, the migrations, then the gateway, a
 stream worker, the database sink and, when an account configures it, the reconciler as child
-processes, until interrupted."""
+processes, and the operators' console when the configuration has a ``[console]`` section, until
+interrupted."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 
 from gateway.settings import GatewaySettings
 from paynotify.broker import LocalBroker, answers, is_loopback
+from paynotify.console.settings import ConsoleSettings
 from paynotify.errors import StackError
 from paynotify.topics import ensure_topics
 from sinks.schema import create_db_engine, upgrade
@@ -24,7 +26,8 @@ from stream.records import ALL_TOPICS
 
 SERVICES = ("gateway", "stream", "sink")
 RECONCILE = "reconcile"  # started only when an account configures reconciliation
-STOP_ORDER = ("gateway", RECONCILE, "stream", "sink")  # what produces stops first
+CONSOLE = "console"  # started when the configuration has a [console] section
+STOP_ORDER = (CONSOLE, "gateway", RECONCILE, "stream", "sink")  # what produces stops first
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Stack:
     services: tuple[str, ...] = SERVICES
     log_dir: Path | None = None
     broker: LocalBroker | None = None
+    console: ConsoleSettings | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -54,7 +58,12 @@ class Stack:
         for name in self.services:
             self.children[name] = self._spawn(name)
         if "gateway" in self.services:
-            self._wait_gateway()
+            self._wait_healthz("gateway", f"http://{self.gateway.host}:{self.gateway.port}")
+        if self.console is not None and CONSOLE in self.services:
+            self._wait_healthz(CONSOLE, f"http://{self.console.host}:{self.console.port}")
+            print(
+                f"paynotify: console at http://{self.console.host}:{self.console.port}/", flush=True
+            )
 
     def _spawn(self, name: str) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "paynotify.cli", "--config", str(self.config), name]
@@ -80,8 +89,8 @@ class Stack:
             flush=True,
         )
 
-    def _wait_gateway(self, timeout: float = 60.0) -> None:
-        url = f"http://{self.gateway.host}:{self.gateway.port}/healthz"
+    def _wait_healthz(self, name: str, base: str, timeout: float = 60.0) -> None:
+        url = f"{base}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_children()
@@ -91,7 +100,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise StackError("the gateway did not answer /healthz in time")
+        raise StackError(f"the {name} did not answer /healthz in time")
 
     def check_children(self) -> None:
         """Raise if a service has exited."""
@@ -114,8 +123,8 @@ class Stack:
             time.sleep(0.3)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the services (gateway and reconciler first, so nothing new arrives), then the
-        broker."""
+        """Stop the console, the services (gateway and reconciler first, so nothing new
+        arrives), then the broker."""
         for name in STOP_ORDER:
             child = self.children.get(name)
             if child is not None and child.poll() is None:
@@ -129,16 +138,19 @@ class Stack:
             self.broker.stop()
 
 
-def services_from(only: str | None, *, reconcile: bool = False) -> tuple[str, ...]:
-    """Parse ``--only gateway,stream,sink,reconcile``; without it, every service (the reconciler
-    when ``reconcile``: some account configures it).
+def services_from(
+    only: str | None, *, reconcile: bool = False, console: bool = False
+) -> tuple[str, ...]:
+    """Parse ``--only gateway,stream,sink,reconcile,console``; without it, every service, the
+    reconciler when ``reconcile`` (some account configures it) and the console when ``console``
+    (the configuration has a ``[console]`` section).
 
     Raises:
         StackError: an unknown service name, or the reconciler with nothing to reconcile.
     """
-    known = (*SERVICES, RECONCILE) if reconcile else SERVICES
+    known = (*SERVICES, RECONCILE, CONSOLE)
     if not only:
-        return known
+        return (*SERVICES, *((RECONCILE,) if reconcile else ()), *((CONSOLE,) if console else ()))
     names = tuple(n.strip() for n in only.split(",") if n.strip())
     if RECONCILE in names and not reconcile:
         raise StackError("reconcile: no account configures reconciliation")

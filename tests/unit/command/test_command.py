@@ -29,6 +29,8 @@ def test_is_loopback_only_local_addresses(servers: str, loopback: bool) -> None:
 
 def test_services_from_subset_and_unknown() -> None:
     assert services_from(None) == SERVICES
+    assert services_from(None, console=True) == (*SERVICES, "console")
+    assert services_from("sink,console") == ("sink", "console")
     assert services_from("gateway, sink") == ("gateway", "sink")
     with pytest.raises(StackError, match="unknown service"):
         services_from("gateway,web")
