@@ -16,6 +16,11 @@ from sinks.rows import notifications
 from sinks.sql import insert_many
 from stream.records import NotificationDecision
 
+# A decision record's fields are the table's columns, but for the times the database stamps.
+COLUMNS = tuple(
+    c.name for c in notifications.columns if c.name not in ("recorded_at", "decided_at")
+)
+
 
 def record_decisions(
     conn: Connection, decisions: Mapping[tuple[str, str], NotificationDecision]
@@ -23,28 +28,7 @@ def record_decisions(
     """Insert or update one row per decided notification; return how many were written."""
     if not decisions:
         return 0
-    rows = [
-        {
-            "account": d.account,
-            "notify_id": d.notify_id,
-            "out_trade_no": d.out_trade_no,
-            "provider": d.provider,
-            "kind": d.kind,
-            "status": d.status,
-            "amount_minor": d.amount_minor,
-            "currency": d.currency,
-            "provider_trade_no": d.provider_trade_no,
-            "refund_id": d.refund_id,
-            "refund_amount_minor": d.refund_amount_minor,
-            "refund_total_minor": d.refund_total_minor,
-            "occurred_at": d.occurred_at,
-            "received_at": d.received_at,
-            "source": d.source,
-            "decision": d.decision,
-            "version": d.version,
-        }
-        for _key, d in sorted(decisions.items())
-    ]
+    rows = [{name: getattr(d, name) for name in COLUMNS} for _key, d in sorted(decisions.items())]
     stmt, params = insert_many(conn, notifications, rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["account", "notify_id"],

@@ -141,6 +141,13 @@ def test_faults_service_kill9_restart_loses_and_duplicates_nothing(
         assert unreachable(outcome) > 0, "the kill did not hit any request"
 
 
+def kill9_and_restart(broker: LocalBroker, down_s: float) -> None:
+    """kill -9 the broker, leave it down ``down_s``, start it again on its folder and port."""
+    broker.kill()
+    time.sleep(down_s)
+    broker.start()
+
+
 def test_faults_kafka_kill9_restart_loses_and_duplicates_nothing(
     tmp_path: Path,
     private_broker: LocalBroker,
@@ -149,9 +156,7 @@ def test_faults_kafka_kill9_restart_loses_and_duplicates_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def fault(_stack: FaultStack) -> None:
-        private_broker.kill()
-        time.sleep(size.down_s)
-        private_broker.start()
+        kill9_and_restart(private_broker, size.down_s)
 
     stack = FaultStack(tmp_path, private_broker.bootstrap_servers, database_url)
     outcome = play(stack, "kafka", fault, size, 64, capsys)
@@ -175,9 +180,7 @@ def test_faults_kafka_kill9_as_the_stream_first_settles_loses_nothing(
         while READY_TEXT not in stream.output():
             assert time.monotonic() < deadline, "the stream worker never got its partitions"
             time.sleep(0.005)
-        private_broker.kill()
-        time.sleep(size.down_s)
-        private_broker.start()
+        kill9_and_restart(private_broker, size.down_s)
 
     stack = FaultStack(tmp_path, private_broker.bootstrap_servers, database_url)
     outcome = play(stack, "kafka-at-ready", fault, size, 66, capsys, at=[0.0])

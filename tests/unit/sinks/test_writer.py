@@ -114,3 +114,11 @@ def test_kafka_sink_unmigrated_database_refuses_to_start(tmp_path: Path) -> None
     with pytest.raises(SchemaError, match="run `paynotify db upgrade` first"):
         KafkaSink(settings, engine).run(threading.Event())
     engine.dispose()
+
+
+def test_notifications_columns_are_the_decision_record_s_fields() -> None:
+    from gateway.records import field_names
+    from sinks.notifications import COLUMNS
+    from stream.records import NotificationDecision
+
+    assert sorted(COLUMNS) == sorted(field_names(NotificationDecision))
