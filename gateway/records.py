@@ -65,9 +65,9 @@ class JsonRecord:
         """
         obj = decode_json_object(data)
         try:
-            record = cls(**{name: obj[name] for name in field_names(cls) if name in obj})
-        except TypeError as exc:
-            raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
+            record = cls(**obj)  # the usual case: exactly the record's fields
+        except TypeError:
+            record = cls._from_other_fields(obj)
         try:
             record.check()
         except RecordError:
@@ -75,6 +75,15 @@ class JsonRecord:
         except (TypeError, ValueError) as exc:  # a check meeting a type it did not expect
             raise RecordError(f"{cls.__name__} has a field of the wrong type") from exc
         return record
+
+    @classmethod
+    def _from_other_fields(cls: type[Self], obj: dict[str, Any]) -> Self:
+        """Build a record from a value with fields it does not know (a newer writer's: ignored)
+        or without some it needs (RecordError)."""
+        try:
+            return cls(**{name: obj[name] for name in field_names(cls) if name in obj})
+        except TypeError as exc:
+            raise RecordError(f"{cls.__name__} is missing a field: {exc}") from None
 
     def check(self) -> None:
         """Raise RecordError when a decoded value is not acceptable."""

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 from gateway.records import Notification
 from stream.records import (
-    EVENT_NAMESPACE,
     Anomaly,
     ExpectedOrder,
     NotificationDecision,
@@ -14,6 +11,7 @@ from stream.records import (
     OrderPaid,
     OrderRefunded,
     event_id,
+    uuid5_text,
 )
 
 
@@ -86,7 +84,7 @@ def anomaly(note: Notification, reason: str, detail: str, fact: str = "") -> Ano
     """
     key = f"{note.account}\x1f{note.notify_id}\x1f{reason}" + (f"\x1f{fact}" if fact else "")
     return Anomaly(
-        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
+        anomaly_id=uuid5_text(key),
         out_trade_no=note.out_trade_no,
         reason=reason,
         detail=detail,
@@ -102,7 +100,7 @@ def order_anomaly(order: ExpectedOrder, reason: str, detail: str) -> Anomaly:
     terms = f"{order.amount_minor}{order.currency}"
     key = f"{order.account}\x1f{order.out_trade_no}\x1f{reason}\x1f{terms}"
     return Anomaly(
-        anomaly_id=str(uuid.uuid5(EVENT_NAMESPACE, key)),
+        anomaly_id=uuid5_text(key),
         out_trade_no=order.out_trade_no,
         reason=reason,
         detail=detail,

@@ -9,6 +9,7 @@ seen, whatever order the topics deliver the events in.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ ORDER_STATUSES = (CREATED, PAID, REFUNDED, PARTIALLY_REFUNDED, CLOSED)
 AWAITING_ORDER = "awaiting_order"  # the stream's own: notifications seen, no expected order yet
 
 EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-5d0b-4b8e-9a57-2f0d3c1e8b90")
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 UNDECODABLE = "undecodable_record"
 
 # Bounds every record must keep: what a BIGINT and the database's columns can hold.
@@ -81,7 +83,23 @@ __all__ = [
     "check_notification",
     "event_id",
     "undecodable_id",
+    "uuid5_text",
 ]
+
+
+def uuid5_text(name: str) -> str:
+    """Return ``str(uuid.uuid5(EVENT_NAMESPACE, name))``, without building a UUID object.
+
+    The same SHA-1, version and variant bits and text (a unit test compares them), at a third
+    of the cost: every event and anomaly id is one (``uuid5`` was 2 % of a worker's samples).
+    """
+    # SHA-1 is what RFC 4122 names for version 5 ids; they identify, they do not secure.
+    sha1 = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
+    digest = bytearray(sha1.digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def event_id(account: str, out_trade_no: str, fact: str) -> str:
@@ -89,7 +107,7 @@ def event_id(account: str, out_trade_no: str, fact: str) -> str:
 
     Facts: ``"paid"``, ``"closed"``, ``f"refund:{refund_id}"``.
     """
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{account}\x1f{out_trade_no}\x1f{fact}"))
+    return uuid5_text(f"{account}\x1f{out_trade_no}\x1f{fact}")
 
 
 def undecodable_id(where: str) -> str:
@@ -98,7 +116,7 @@ def undecodable_id(where: str) -> str:
     ``where`` is ``topic/partition/offset`` with the topic's name as consumed; the stream and the
     sink derive the same id for the same record (both read ``orders``), so it is one row.
     """
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{UNDECODABLE}\x1f{where}"))
+    return uuid5_text(f"{UNDECODABLE}\x1f{where}")
 
 
 def check_text(name: str, value: object, limit: int, *, required: bool = True) -> None:

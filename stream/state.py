@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from gateway.records import Notification, field_names
@@ -105,7 +106,7 @@ def content_digest(note: Notification) -> str:
     may differ in ``received_at``, ``occurred_at`` and the raw body (a new signature or
     timestamp): those are left out, so that a retry is a duplicate and a reshaped copy is not.
     """
-    facts = [
+    facts = (
         note.account,
         note.out_trade_no,
         note.kind,
@@ -116,8 +117,28 @@ def content_digest(note: Notification) -> str:
         note.refund_id,
         note.refund_amount_minor,
         note.refund_total_minor,
+    )
+    return hashlib.sha256(json_list_text(facts).encode()).hexdigest()[:16]
+
+
+def json_list_text(values: tuple[str | int | None, ...]) -> str:
+    """Return ``json.dumps(list(values))``, byte for byte, for texts, integers and None.
+
+    Digests stored in orders' states were made from ``json.dumps``' text, so a new encoding must
+    give the same text; this one builds it from the C string encoder at a third of the cost
+    (``content_digest`` was 4 % of a worker's samples). A unit test compares the two.
+    """
+    parts = [
+        encode_basestring_ascii(v)
+        if type(v) is str
+        else "null"
+        if v is None
+        else repr(v)
+        if type(v) is int
+        else json.dumps(v)
+        for v in values
     ]
-    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:16]
+    return "[" + ", ".join(parts) + "]"
 
 
 def seen_digest(state: OrderState, note: Notification) -> str | None:
@@ -129,13 +150,14 @@ def seen_digest(state: OrderState, note: Notification) -> str | None:
     return None
 
 
-def remember(state: OrderState, note: Notification) -> OrderState:
-    """Remember a notification, keeping at most MAX_SEEN per account (the oldest goes first)."""
+def remember(state: OrderState, note: Notification, touched_at: str) -> OrderState:
+    """Remember a notification, keeping at most MAX_SEEN per account (the oldest goes first),
+    and ``touched_at`` (in the same copy of the state: this is the hot path)."""
     seen = (*state.seen, (note.account, note.notify_id, content_digest(note)))
     own = [i for i, entry in enumerate(seen) if entry[0] == note.account]
     if len(own) > MAX_SEEN:
         seen = seen[: own[0]] + seen[own[0] + 1 :]
-    return evolve(state, seen=seen)
+    return evolve(state, seen=seen, touched_at=touched_at)
 
 
 def waiting_of(state: OrderState, account: str) -> int:
@@ -156,6 +178,8 @@ def parse_time(value: str | None) -> datetime | None:
 
 def later(a: str, b: str) -> str:
     """Return the later of two ISO-8601 times (an unreadable one loses)."""
+    if a == b:  # a copy, or notifications received in the same microsecond: nothing to parse
+        return a
     ta, tb = parse_time(a), parse_time(b)
     if ta is None:
         return b if tb is not None else a
@@ -168,11 +192,13 @@ def due_at(state: OrderState, pending_timeout_s: float, retention_s: float) -> d
         parse_time(n.received_at) for n in state.pending if n.notify_id not in state.reported
     ]
     times = [t + timedelta(seconds=pending_timeout_s) for t in waiting if t is not None]
-    touched = parse_time(state.touched_at)
-    if touched is not None and close_unmatched(state):
-        times.append(touched + timedelta(seconds=pending_timeout_s))
-    if touched is not None and state.status in EXPIRING_STATUSES and not times:
-        times.append(touched + timedelta(seconds=retention_s))
+    unmatched = close_unmatched(state)
+    if unmatched or state.status in EXPIRING_STATUSES:  # else ``touched_at`` decides nothing
+        touched = parse_time(state.touched_at)
+        if touched is not None and unmatched:
+            times.append(touched + timedelta(seconds=pending_timeout_s))
+        if touched is not None and state.status in EXPIRING_STATUSES and not times:
+            times.append(touched + timedelta(seconds=retention_s))
     return min(times) if times else None
 
 
@@ -197,8 +223,8 @@ def state_from_dict(data: dict[str, Any]) -> OrderState:
     return OrderState(
         order=ExpectedOrder(**order) if order else None,
         status=data["status"],
-        seen=tuple(_seen_entry(entry) for entry in data.get("seen", ())),
-        pending=tuple(_pending_note(n) for n in data.get("pending", ())),
+        seen=tuple(map(_seen_entry, data.get("seen", ()))),
+        pending=tuple(map(_pending_note, data.get("pending", ()))),
         paid_notify_id=data.get("paid_notify_id"),
         paid_minor=int(data.get("paid_minor", 0)),
         paid_trade_no=data.get("paid_trade_no"),
@@ -229,5 +255,5 @@ def _seen_entry(entry: str | list[str] | tuple[str, ...]) -> Seen:
     remembered) stands for that id of any account, with any content."""
     if isinstance(entry, str):
         return ("", entry, "")
-    account, notify_id, digest = (str(part) for part in entry)
-    return (account, notify_id, digest)
+    account, notify_id, digest = entry
+    return (str(account), str(notify_id), str(digest))

@@ -95,15 +95,17 @@ def _apply_order(state: OrderState, order: ExpectedOrder) -> Transition:
 def _apply_notification(state: OrderState, note: Notification) -> Transition:
     if state.order is not None and note.account != state.order.account:
         return _decided(note, _apply_known(state, note))  # nothing is remembered of it
-    state = evolve(state, touched_at=later(state.touched_at, note.received_at))
+    touched = later(state.touched_at, note.received_at)
     known = seen_digest(state, note)
     if known is not None:
+        if touched != state.touched_at:  # a copy received no later changes nothing
+            state = evolve(state, touched_at=touched)
         return _apply_seen(state, note, known)
     if state.order is None:
         if waiting_of(state, note.account) >= MAX_PENDING:
-            return _decided(note, _overflow(state, note))
-        return _decided(note, _wait(remember(state, note), note, "awaiting_order"))
-    step = _apply_known(remember(state, note), note)
+            return _decided(note, _overflow(evolve(state, touched_at=touched), note))
+        return _decided(note, _wait(remember(state, note, touched), note, "awaiting_order"))
+    step = _apply_known(remember(state, note, touched), note)
     assert step.state is not None
     drained = _drain(step.state)
     decided = (note, step.reason)

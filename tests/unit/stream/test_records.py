@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.records import Notification, RecordError
-from stream.records import Anomaly, ExpectedOrder, OrderPaid, event_id
+from stream.records import (
+    EVENT_NAMESPACE,
+    Anomaly,
+    ExpectedOrder,
+    OrderPaid,
+    event_id,
+    uuid5_text,
+)
 
 ORDER = ExpectedOrder("o-1", "shop", 100, "CNY", "2026-11-26T10:00:00+08:00")
 
@@ -92,3 +103,9 @@ def test_event_id_is_deterministic_per_account_order_and_fact() -> None:
 def test_anomaly_roundtrips() -> None:
     anomaly = Anomaly("a", "o-1", "amount_mismatch", "paid 1, expected 100")
     assert Anomaly.from_bytes(anomaly.to_bytes()) == anomaly
+
+
+@given(st.text())
+def test_records_uuid5_text_is_uuid5(name: str) -> None:
+    # Event and anomaly ids already written downstream were made by uuid.uuid5: same text.
+    assert uuid5_text(name) == str(uuid.uuid5(EVENT_NAMESPACE, name))
