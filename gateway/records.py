@@ -139,6 +139,57 @@ class Notification(JsonRecord):
         amounts are integers in 0..2^63-1 (optional ones may be None); ``received_at`` and
         ``occurred_at`` (or None) are ISO-8601 times with a UTC offset; the raw body is base64.
         """
+        if not self._plainly_valid():
+            self._check_fields()
+        _check_time("received_at", self.received_at, required=True)
+        _check_time("occurred_at", self.occurred_at, required=False)
+        _check_base64(self.raw_body_b64)
+
+    def _plainly_valid(self) -> bool:
+        """Return whether the texts, amounts and flags pass :meth:`_check_fields`, tested the
+        cheap way: every text at once (one join, one NUL search, one ASCII test), lengths and
+        types in C loops. False sends the record to the field-by-field checks, which raise
+        the precise error (and accept non-ASCII text that encodes as UTF-8).
+
+        ``check`` was a fifth of the stream's own time per record; a property test holds this
+        to the field-by-field checks.
+        """
+        refund_id = "" if self.refund_id is None else self.refund_id
+        texts = (
+            self.provider,
+            self.account,
+            self.notify_id,
+            self.out_trade_no,
+            self.kind,
+            self.status,
+            self.currency,
+            self.provider_trade_no,
+            self.content_type,
+            refund_id,
+        )
+        try:
+            joined = "".join(texts)
+        except TypeError:  # a value that is not text
+            return False
+        return (
+            joined.isascii()
+            and "\x00" not in joined
+            and all(map(int.__le__, map(len, texts), _TEXT_LIMITS))
+            and all(texts[:4])  # provider, account, notify_id, out_trade_no: not empty
+            and self.kind in KINDS
+            and self.currency.isalpha()
+            and self.currency.isupper()
+            and type(self.amount_minor) is int
+            and 0 <= self.amount_minor <= MAX_MINOR
+            and _plain_optional_amount(self.refund_amount_minor)
+            and _plain_optional_amount(self.refund_total_minor)
+            and type(self.succeeded) is bool
+            and type(self.source) is str
+            and self.source in SOURCES
+        )
+
+    def _check_fields(self) -> None:
+        """Raise RecordError naming the first text, amount or flag that is not acceptable."""
         if not isinstance(self.kind, str) or self.kind not in KINDS:
             raise RecordError(f"unknown kind {self.kind!r:.40}")
         for name, limit in TEXT_LIMITS.items():
@@ -151,9 +202,6 @@ class Notification(JsonRecord):
         _check_amount("amount_minor", self.amount_minor, required=True)
         _check_amount("refund_amount_minor", self.refund_amount_minor, required=False)
         _check_amount("refund_total_minor", self.refund_total_minor, required=False)
-        _check_time("received_at", self.received_at, required=True)
-        _check_time("occurred_at", self.occurred_at, required=False)
-        _check_base64(self.raw_body_b64)
         if not isinstance(self.succeeded, bool):
             raise RecordError("succeeded must be true or false")
         if not isinstance(self.source, str) or self.source not in SOURCES:
@@ -162,6 +210,28 @@ class Notification(JsonRecord):
     def raw_body(self) -> bytes:
         """Return the provider's request body exactly as received."""
         return base64.b64decode(self.raw_body_b64)
+
+
+# TEXT_LIMITS in the order ``Notification._plainly_valid`` lists the texts.
+_TEXT_LIMITS = tuple(
+    TEXT_LIMITS[name]
+    for name in (
+        "provider",
+        "account",
+        "notify_id",
+        "out_trade_no",
+        "kind",
+        "status",
+        "currency",
+        "provider_trade_no",
+        "content_type",
+        "refund_id",
+    )
+)
+
+
+def _plain_optional_amount(value: object) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= MAX_MINOR)
 
 
 def _check_text(name: str, value: object, limit: int, *, required: bool) -> None:

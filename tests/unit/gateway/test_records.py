@@ -7,6 +7,8 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.records import Notification, RecordError, encode_raw_body
 
@@ -88,3 +90,45 @@ def test_notification_check_absurd_field_raises_record_error(change: dict[str, A
 def test_notification_from_bytes_poison_raises_record_error(value: bytes) -> None:
     with pytest.raises(RecordError):
         Notification.from_bytes(value)
+
+
+ODD_VALUES = [None, True, False, -1, 0, 1, 2**63 - 1, 2**63, "", "CNY", "cny", "CN1", "x" * 200]
+ODD_VALUES += ["payment", "close", "query", "a\x00b", "é", "\ud800", [1]]
+CHECKED_FIELDS = [
+    "provider",
+    "account",
+    "notify_id",
+    "out_trade_no",
+    "kind",
+    "status",
+    "currency",
+    "provider_trade_no",
+    "content_type",
+    "refund_id",
+    "amount_minor",
+    "refund_amount_minor",
+    "refund_total_minor",
+    "succeeded",
+    "source",
+]
+
+
+def _agree(note: Notification) -> None:
+    try:
+        note._check_fields()
+    except RecordError:
+        assert not note._plainly_valid()
+    else:  # the quick check may only send a good record the long way (non-ASCII text)
+        texts = [v for v in (getattr(note, n) for n in CHECKED_FIELDS) if isinstance(v, str)]
+        assert note._plainly_valid() or not "".join(texts).isascii()
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+@pytest.mark.parametrize("name", CHECKED_FIELDS)
+def test_notification_quick_check_agrees_with_the_field_checks(name: str, value: object) -> None:
+    _agree(replace(GOOD, **{name: value}))
+
+
+@given(st.dictionaries(st.sampled_from(CHECKED_FIELDS), st.sampled_from(ODD_VALUES), max_size=4))
+def test_notification_quick_check_agrees_on_several_odd_fields(changes: dict[str, Any]) -> None:
+    _agree(replace(GOOD, **changes))
