@@ -155,7 +155,7 @@ class Notification(JsonRecord):
         to the field-by-field checks.
         """
         refund_id = "" if self.refund_id is None else self.refund_id
-        texts = (
+        texts = (  # in TEXT_LIMITS' order
             self.provider,
             self.account,
             self.notify_id,
@@ -212,22 +212,7 @@ class Notification(JsonRecord):
         return base64.b64decode(self.raw_body_b64)
 
 
-# TEXT_LIMITS in the order ``Notification._plainly_valid`` lists the texts.
-_TEXT_LIMITS = tuple(
-    TEXT_LIMITS[name]
-    for name in (
-        "provider",
-        "account",
-        "notify_id",
-        "out_trade_no",
-        "kind",
-        "status",
-        "currency",
-        "provider_trade_no",
-        "content_type",
-        "refund_id",
-    )
-)
+_TEXT_LIMITS = tuple(TEXT_LIMITS.values())  # ``Notification._plainly_valid`` lists the texts so
 
 
 def _plain_optional_amount(value: object) -> bool:

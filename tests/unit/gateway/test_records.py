@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import Notification, RecordError, encode_raw_body
+from gateway.records import TEXT_LIMITS, Notification, RecordError, encode_raw_body
 
 GOOD = Notification(
     provider="alipay",
@@ -94,23 +94,8 @@ def test_notification_from_bytes_poison_raises_record_error(value: bytes) -> Non
 
 ODD_VALUES = [None, True, False, -1, 0, 1, 2**63 - 1, 2**63, "", "CNY", "cny", "CN1", "x" * 200]
 ODD_VALUES += ["payment", "close", "query", "a\x00b", "é", "\ud800", [1]]
-CHECKED_FIELDS = [
-    "provider",
-    "account",
-    "notify_id",
-    "out_trade_no",
-    "kind",
-    "status",
-    "currency",
-    "provider_trade_no",
-    "content_type",
-    "refund_id",
-    "amount_minor",
-    "refund_amount_minor",
-    "refund_total_minor",
-    "succeeded",
-    "source",
-]
+CHECKED_FIELDS = [*TEXT_LIMITS, "amount_minor", "refund_amount_minor", "refund_total_minor"]
+CHECKED_FIELDS += ["succeeded", "source"]
 
 
 def _agree(note: Notification) -> None:
@@ -132,3 +117,11 @@ def test_notification_quick_check_agrees_with_the_field_checks(name: str, value:
 @given(st.dictionaries(st.sampled_from(CHECKED_FIELDS), st.sampled_from(ODD_VALUES), max_size=4))
 def test_notification_quick_check_agrees_on_several_odd_fields(changes: dict[str, Any]) -> None:
     _agree(replace(GOOD, **changes))
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+@pytest.mark.parametrize(("name", "limit"), [(n, lim) for n, lim in TEXT_LIMITS.items()])
+def test_notification_quick_check_applies_each_text_its_own_limit(
+    name: str, limit: int, extra: int
+) -> None:
+    _agree(replace(GOOD, **{name: "A" * (limit + extra)}))
