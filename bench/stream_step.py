@@ -2,7 +2,7 @@
 
 Runs :class:`stream.engines.quix.OrderStep` (decode, state machine, stored form, due time) over
 the records of ``bench/stream_throughput.py`` (one order and two copies of its payment per
-number) with a dict standing in for Quix Streams' RocksDB state, and prints microseconds per
+number) with a dict of bytes standing in for Quix Streams' RocksDB state, and prints µs per
 record: the part of a worker's CPU that is paynotify's, beside what Quix Streams and librdkafka
 take (``bench/stream_ceiling.py``). Medians of ``--runs``; ``--profile`` adds cProfile's top.
 
@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,25 +25,10 @@ from gateway.records import NOTIFICATIONS_TOPIC
 from stream.engines.quix import OrderStep
 from stream.records import ORDERS_TOPIC
 from stream.settings import StreamSettings
+from tests.support.quix_state import BytesState
 from tests.support.stream_load import order, payment
 
 SETTINGS = StreamSettings("127.0.0.1:1", 8, "", "bench-stream", Path("unused"), "exactly_once", 0.1)
-
-
-class DictState:
-    """Quix Streams' per-key state reduced to a dict (values stored as given)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def records(orders: int) -> list[tuple[str, bytes, bytes]]:
@@ -62,10 +46,10 @@ def records(orders: int) -> list[tuple[str, bytes, bytes]]:
 def run_once(step: OrderStep, batch: list[tuple[str, bytes, bytes]]) -> float:
     """Feed every record to the step with fresh states; return the CPU seconds it took (process
     time: steadier than wall time on a shared machine)."""
-    states: dict[bytes, DictState] = {}
+    states: dict[bytes, BytesState] = {}
     started = time.process_time()
     for topic, key, value in batch:
-        state = states.get(key) or states.setdefault(key, DictState())
+        state = states.get(key) or states.setdefault(key, BytesState())
         step.step(topic, 0, 0, key, value, state)  # type: ignore[arg-type]
     return time.process_time() - started
 

@@ -94,16 +94,25 @@ def stored_form(state: OrderState) -> dict[str, Any]:
 class Processed:
     """The outcome of one input for one order.
 
-    ``state`` is the new stored form (None: forget the order); ``changed`` is False when the stored
-    state stays as it was (an exact copy: nothing to write, no changelog record); ``due_at`` is
-    when a tick could next change the order (None: only an input can).
+    ``state`` is the order's new state (None: forget the order), which an engine stores as
+    :meth:`stored` (a JSON-able dict) or :meth:`stored_json` (its UTF-8 JSON); ``changed`` is
+    False when the stored state stays as it was (an exact copy: nothing to write, no changelog
+    record); ``due_at`` is when a tick could next change the order (None: only an input can).
     """
 
-    state: dict[str, Any] | None
+    state: OrderState | None
     changed: bool
     outputs: tuple[OutputRecord, ...]
     due_at: datetime | None
     reason: str
+
+    def stored(self) -> dict[str, Any] | None:
+        """Return the new state's stored form (None: forget the order)."""
+        return None if self.state is None else stored_form(self.state)
+
+    def stored_json(self) -> bytes | None:
+        """Return the new state's stored form as UTF-8 JSON (None: forget the order)."""
+        return None if self.state is None else orjson.dumps(self.state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +176,8 @@ class OrderProcessor:
         if result.state is None:
             return Processed(None, stored is not None, outputs, None, result.reason)
         due = due_at(result.state, self.pending_timeout_s, self.retention_s)
-        if result.state == before:
-            return Processed(stored, False, outputs, due, result.reason)
-        return Processed(stored_form(result.state), True, outputs, due, result.reason)
+        changed = result.state != before
+        return Processed(result.state, changed, outputs, due, result.reason)
 
     @staticmethod
     def undecodable(

@@ -147,7 +147,7 @@ class StreamWorker:
             return
         if not done.changed:  # an exact copy: no table write, no changelog record
             return
-        self.table[key] = done.state
+        self.table[key] = done.stored()
         self.index(message.partition, key, done.due_at)
 
     def index(self, partition: int, key: str, at: datetime | None) -> None:

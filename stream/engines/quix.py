@@ -31,6 +31,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from quixstreams import Application, State, message_context
@@ -44,7 +45,7 @@ from stream.engines.metrics import StreamMetrics
 from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
 from stream.records import OUTPUT_TOPICS
 from stream.settings import StreamSettings
-from stream.transitions import Input, Tick
+from stream.transitions import Input, OrderState, Tick
 
 log = logging.getLogger("paynotify.stream")
 
@@ -116,10 +117,17 @@ class OrderStep:
         return self.apply(key, decoded, state)
 
     def apply(self, key: bytes, item: Input, state: State[str, Any]) -> list[OutputRecord]:
-        """Apply one input to the order ``key``'s stored state; return what to produce."""
-        stored: list[Any] | None = state.get(STATE_KEY)
-        if stored is None and isinstance(item, Tick):  # a late tick of a forgotten order
+        """Apply one input to the order ``key``'s stored state; return what to produce.
+
+        The value under :data:`STATE_KEY` is the JSON ``[stored state, due time or null]``, read
+        and written as bytes (``get_bytes``/``set_bytes``, public): the same bytes Quix's own JSON
+        serializer gives ``state.set`` (stores of either are read by both), without a second
+        encoding of the state into a dict and back.
+        """
+        raw = state.get_bytes(STATE_KEY)
+        if raw is None and isinstance(item, Tick):  # a late tick of a forgotten order
             return []
+        stored: list[Any] | None = orjson.loads(raw) if raw is not None else None
         done = self.processor.process(stored[0] if stored else None, item)
         outputs = list(done.outputs)
         if done.state is None:
@@ -130,10 +138,15 @@ class OrderStep:
         if not done.changed:  # an exact copy: no write, no changelog record
             return outputs
         due = iso(done.due_at) if done.due_at is not None else None
-        state.set(STATE_KEY, [done.state, due])
+        state.set_bytes(STATE_KEY, stored_value(done.state, due))
         if (stored[1] if stored else None) != due:  # a new order never due: nothing to say
             outputs.append(due_record(self.due_topic, key, done.due_at))
         return outputs
+
+
+def stored_value(order: OrderState, due: str | None) -> bytes:
+    """Return the bytes stored under :data:`STATE_KEY`: ``[stored state, due]`` as JSON."""
+    return orjson.dumps([orjson.Fragment(orjson.dumps(order)), due])
 
 
 class RecordSerializer(Serializer):

@@ -46,12 +46,12 @@ def test_processing_process_stores_the_stored_form() -> None:
     processor, stored = OrderProcessor(3600.0, 86400.0), None
     for item in history:
         done = processor.process(stored, item)
-        if done.state is not None:
-            assert (
-                state_from_dict(done.state)
-                == apply(state_from_dict(stored) if stored else None, item).state
-            )
-        stored = done.state
+        expected = apply(state_from_dict(stored) if stored else None, item).state
+        assert done.state == expected
+        if expected is not None:
+            assert state_from_dict(done.stored()) == expected  # type: ignore[arg-type]
+            assert done.stored() == json.loads(done.stored_json())  # type: ignore[arg-type]
+        stored = done.stored()
 
 
 @given(

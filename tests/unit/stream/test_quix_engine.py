@@ -10,7 +10,6 @@ import signal
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -26,6 +25,7 @@ from stream.engines.quix import (
     RecordSerializer,
     StopOnSignal,
     due_topic,
+    stored_value,
     transactional_id,
 )
 from stream.processing import OutputRecord
@@ -37,6 +37,8 @@ from stream.records import (
     TICKS_TOPIC,
 )
 from stream.settings import StreamSettings
+from stream.transitions import state_from_dict
+from tests.support.quix_state import BytesState
 from tests.unit.stream.cases import ORDER, note
 
 SETTINGS = StreamSettings(
@@ -45,28 +47,12 @@ SETTINGS = StreamSettings(
 DUE = due_topic(SETTINGS)
 
 
-class DictState:
-    """Stands in for Quix's per-key state: get/set/delete on a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(json.dumps(self.values[key])) if key in self.values else default
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
-def feed(step: OrderStep, state: DictState, kind: str, value: bytes) -> list[OutputRecord]:
+def feed(step: OrderStep, state: BytesState, kind: str, value: bytes) -> list[OutputRecord]:
     return step.step(SETTINGS.topic(kind), 3, 17, b"o-1", value, state)  # type: ignore[arg-type]
 
 
 def test_quix_step_payment_then_order_emits_one_paid_and_due_times() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     first = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
     assert [r.topic for r in first] == [DECISIONS_TOPIC, DUE]  # waits: due after the timeout
     second = feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
@@ -76,19 +62,19 @@ def test_quix_step_payment_then_order_emits_one_paid_and_due_times() -> None:
         "awaiting_order",
         "paid",
     ]
-    assert state.values[STATE_KEY][0]["status"] == "paid"
+    assert state.get(STATE_KEY)[0]["status"] == "paid"
     assert all(r.key == b"o-1" for r in first + second)
 
 
 def test_quix_step_order_then_payment_produce_no_due_times() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     assert feed(step, state, ORDERS_TOPIC, ORDER.to_bytes()) == []  # never due: no record
     paid = feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
     assert [r.topic for r in paid] == [ORDER_PAID_TOPIC, DECISIONS_TOPIC]
 
 
 def test_quix_step_duplicate_emits_and_stores_nothing() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
     feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
     stored = state.values[STATE_KEY]
@@ -97,7 +83,7 @@ def test_quix_step_duplicate_emits_and_stores_nothing() -> None:
 
 
 def test_quix_step_undecodable_record_becomes_an_anomaly_with_its_place() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     [anomaly] = feed(step, state, NOTIFICATIONS_TOPIC, b"not json")
     detail = json.loads(anomaly.value)
     assert anomaly.topic == ANOMALIES_TOPIC and detail["reason"] == "undecodable_record"
@@ -105,20 +91,20 @@ def test_quix_step_undecodable_record_becomes_an_anomaly_with_its_place() -> Non
 
 
 def test_quix_step_tick_reports_a_payment_whose_order_never_came() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
-    due_before = state.values[STATE_KEY][1]
+    due_before = state.get(STATE_KEY)[1]
     tick = json.dumps({"now": "2026-11-27T00:00:00+00:00"}).encode()  # within retention
     outputs = feed(step, state, TICKS_TOPIC, tick)
     assert [r.topic for r in outputs] == [ANOMALIES_TOPIC, DECISIONS_TOPIC, DUE]
     assert json.loads(outputs[0].value)["reason"] == "order_missing"
     assert json.loads(outputs[1].value)["decision"] == "order_missing"
-    assert state.values[STATE_KEY][1] != due_before
+    assert state.get(STATE_KEY)[1] != due_before
     assert feed(step, state, TICKS_TOPIC, tick) == []  # reported once
 
 
 def test_quix_step_tick_after_retention_forgets_the_order_with_a_tombstone() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes())
     feed(step, state, TICKS_TOPIC, json.dumps({"now": "2026-11-27T00:00:00+00:00"}).encode())
     tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
@@ -127,13 +113,13 @@ def test_quix_step_tick_after_retention_forgets_the_order_with_a_tombstone() -> 
 
 
 def test_quix_step_tick_without_state_does_nothing() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
     assert feed(step, state, TICKS_TOPIC, tick) == [] and state.values == {}
 
 
 def test_quix_step_keyless_tick_of_the_faust_engine_is_ignored() -> None:
-    step, state = OrderStep(SETTINGS), DictState()
+    step, state = OrderStep(SETTINGS), BytesState()
     tick = json.dumps({"now": "2030-01-01T00:00:00+00:00"}).encode()
     topic = SETTINGS.topic(TICKS_TOPIC)
     assert step.step(topic, 0, 1, None, tick, state) == [] and state.values == {}  # type: ignore[arg-type]
@@ -251,3 +237,14 @@ def test_quix_run_without_a_broker_says_so_in_one_line_and_asks_for_a_restart(
         "stream worker cannot start: Kafka unavailable"
     ]
     assert "brokers are down" in caplog.records[0].error  # type: ignore[attr-defined]
+
+
+def test_quix_step_stored_value_is_what_quix_state_set_stores() -> None:
+    # A store written by state.set (before get_bytes/set_bytes) and one written now read alike.
+    step, state = OrderStep(SETTINGS), BytesState()
+    feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
+    written = state.values[STATE_KEY]
+    stored, due = state.get(STATE_KEY)
+    state.set(STATE_KEY, [stored, due])  # Quix's own serializer, as before
+    assert state.values[STATE_KEY] == written
+    assert stored_value(state_from_dict(stored), due) == written
