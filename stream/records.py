@@ -128,6 +128,8 @@ def check_text(name: str, value: object, limit: int, *, required: bool = True) -
         raise RecordError(f"{name} must not be empty")
     if len(value) > limit or "\x00" in value:
         raise RecordError(f"{name} must be at most {limit} characters, without NUL")
+    if value.isascii():  # known in O(1); only other text can hold a lone surrogate
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
