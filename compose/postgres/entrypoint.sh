@@ -16,4 +16,4 @@ if [ ! -s "$data/PG_VERSION" ]; then
 fi
 exec postgres -D "$data" -p "${POSTGRES_PORT:-5432}" \
   -c listen_addresses="${POSTGRES_HOST:-127.0.0.1}" -c unix_socket_directories=/tmp \
-  -c fsync="${POSTGRES_FSYNC:-on}"
+  -c fsync="${POSTGRES_FSYNC:-on}" -c jit=off
