@@ -10,8 +10,6 @@ import pytest
 from paynotify.containers import KAFKA_IMAGE, PAYNOTIFY_IMAGE, POSTGRES_IMAGE, require_images
 from paynotify.errors import ContainerError
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="session")
 def images() -> None:

@@ -23,6 +23,8 @@ from paynotify.demo import run_demo, write_key_pair
 from sinks.settings import load_sink_settings
 from tests.support.stack import wait_http
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
 PORTS = ("KAFKA", "KAFKA_CONTROLLER", "POSTGRES", "GATEWAY", "STREAM_METRICS", "SINK_METRICS")
