@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -27,8 +28,23 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "compose.yaml"
-PORTS = ("KAFKA", "KAFKA_CONTROLLER", "POSTGRES", "GATEWAY", "STREAM_METRICS", "SINK_METRICS")
-SHIPPED_PORTS = {"KAFKA": 9092, "GATEWAY": 8000, "STREAM_METRICS": 9109, "SINK_METRICS": 9108}
+PORTS = (
+    "KAFKA",
+    "KAFKA_CONTROLLER",
+    "POSTGRES",
+    "GATEWAY",
+    "STREAM_METRICS",
+    "SINK_METRICS",
+    "CONSOLE",
+)
+SHIPPED_PORTS = {
+    "KAFKA": 9092,
+    "GATEWAY": 8000,
+    "STREAM_METRICS": 9109,
+    "SINK_METRICS": 9108,
+    "CONSOLE": 8001,
+}
+TOKEN = "compose-test-console-token-0123456789"
 
 
 @dataclass
@@ -37,6 +53,7 @@ class ComposeStack:
     env: dict[str, str]
     config: Path
     private_key: Path
+    console_url: str
 
     def run(self, *args: str, timeout: float = 300.0) -> str:
         done = subprocess.run(
@@ -55,9 +72,10 @@ class ComposeStack:
 def compose_commands() -> list[list[str]]:
     """Return the compose commands this machine has: docker-compose and/or docker compose."""
     found = [["docker-compose"]] if shutil.which("docker-compose") else []
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if plugin.returncode == 0:
-        found.append(["docker", "compose"])
+    if shutil.which("docker"):
+        plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if plugin.returncode == 0:
+            found.append(["docker", "compose"])
     return found or [["docker-compose"]]  # none: the test fails on it, it does not skip
 
 
@@ -89,13 +107,18 @@ def compose_stack(
         "PAYNOTIFY_COMPOSE_CONFIG": str(config),
         "PAYNOTIFY_COMPOSE_KEYS": str(tmp_path / "keys"),
         "PAYNOTIFY_POSTGRES_PASSWORD": "compose-test",
+        "PAYNOTIFY_CONSOLE_TOKEN": TOKEN,
     }
     database = (
         f"postgresql+psycopg://paynotify:compose-test@127.0.0.1:{ports['POSTGRES']}/paynotify"
     )
     monkeypatch.setenv("PAYNOTIFY_DATABASE_URL", database)  # the config says env:PAYNOTIFY_...
     stack = ComposeStack(
-        request.param, {**os.environ, **env}, config, tmp_path / "keys" / "alipay_private.pem"
+        request.param,
+        {**os.environ, **env},
+        config,
+        tmp_path / "keys" / "alipay_private.pem",
+        f"http://127.0.0.1:{ports['CONSOLE']}",
     )
     try:
         stack.run("up", "-d", "--no-build")
@@ -109,7 +132,9 @@ def compose_stack(
         stack.run("down", "--volumes", "--remove-orphans", "--timeout", "20")
 
 
-def test_compose_demo_burst_one_effect_per_order(compose_stack: ComposeStack) -> None:
+def test_compose_demo_burst_one_effect_per_order_console_profile_shows_it(
+    compose_stack: ComposeStack,
+) -> None:
     gateway = load_settings(compose_stack.config)
     sink = load_sink_settings(compose_stack.config)
     result = asyncio.run(run_demo(gateway, sink, compose_stack.private_key, wait_s=120))
@@ -117,3 +142,11 @@ def test_compose_demo_burst_one_effect_per_order(compose_stack: ComposeStack) ->
         print(compose_stack.run("logs", "--tail", "60"))
     assert result.stats.answers == {"200 success": 102, "400 fail": 1}, result.stats.answers
     assert result.ok, result
+
+    compose_stack.run("--profile", "console", "up", "-d", "--no-build", "console")
+    wait_http(f"{compose_stack.console_url}/healthz", timeout=90)
+    api = f"{compose_stack.console_url}/api/anomalies"
+    assert httpx.get(api, timeout=10).status_code == 401
+    answer = httpx.get(api, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    reasons = {(a["out_trade_no"].rsplit("-", 1)[-1], a["reason"]) for a in answer.json()}
+    assert ("mismatch", "amount_mismatch") in reasons, answer.text
