@@ -11,6 +11,8 @@ roots and prints one line). Messages never carry a secret.
     ├── ReconcileError      reconciliation cannot run (no account configures it), or a round
     │                       could not read the orders or publish what it proved
     ├── ConsoleConfigError  the ``[console]`` section is missing or wrong (a short token, ...)
+    ├── ContainerError      a container cannot start: no Docker engine, an image not built, or
+    │                       a service in it did not answer (``paynotify.testing``)
     └── SimulationError     ``paynotify simulate`` cannot run as asked
         ├── PlanError       the options cannot make a plan (no account, a ratio out of range)
         └── SigningKeyError a signing key is missing, unreadable, or not the account's
@@ -41,6 +43,10 @@ class ConsoleConfigError(PaynotifyError):
 
 class StackError(PaynotifyError):
     """A part of the stack did not start."""
+
+
+class ContainerError(PaynotifyError):
+    """A container cannot start: no Docker engine, an image not built, or it did not answer."""
 
 
 class OrderPublishError(PaynotifyError):

@@ -6,6 +6,7 @@ the stream's table shards follow the input partitions (co-partitioning by ``out_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -26,11 +27,8 @@ def ensure_topics(
     existing = admin.list_topics(timeout=timeout).topics
     wanted = list(dict.fromkeys(names))
     for name in wanted:
-        if name in existing and len(existing[name].partitions) != partitions:
-            raise TopicError(
-                f"topic {name} has {len(existing[name].partitions)} partitions, expected "
-                f"{partitions} ([kafka] partitions): co-partitioning would break"
-            )
+        if name in existing:
+            _check_count(name, len(existing[name].partitions), partitions)
     missing = [NewTopic(n, num_partitions=partitions) for n in wanted if n not in existing]
     if not missing:
         return []
@@ -42,4 +40,30 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+            # Created a moment ago (by another process, or so recently that the metadata read
+            # above did not list it yet): check it like any existing topic.
+            _check_count(name, _partition_count(admin, name, timeout), partitions)
     return created
+
+
+def _check_count(name: str, found: int, partitions: int) -> None:
+    if found != partitions:
+        raise TopicError(
+            f"topic {name} has {found} partitions, expected {partitions} ([kafka] partitions): "
+            "co-partitioning would break"
+        )
+
+
+def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
+    """Return a topic's partition count, waiting until the metadata lists the topic.
+
+    Raises:
+        TopicError: the metadata did not list it within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+        if topic is not None and topic.error is None and topic.partitions:
+            return len(topic.partitions)
+        time.sleep(0.1)
+    raise TopicError(f"topic {name} exists, but the broker's metadata did not list it")

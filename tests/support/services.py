@@ -1,8 +1,10 @@
 """Where the integration tests get their real Kafka broker and PostgreSQL server.
 
 ``PAYNOTIFY_TEST_SERVICES`` chooses: ``local`` (a broker from Maven Central jars and PostgreSQL
-from Debian's packages, started here: the path CI runs), ``containers`` (testcontainers, needs a
-Docker engine), or ``auto`` (the default: containers when a Docker engine answers, else local).
+from Debian's packages, started here: the path CI runs), ``containers`` (the project's own Kafka
+and PostgreSQL images, built by ``./dev images``, through testcontainers on host networking at
+free ports), or ``auto`` (the default: containers when a Docker engine answers and has those
+images, else local: an engine alone may have no way to pull any image).
 ``PAYNOTIFY_TEST_KAFKA`` / ``PAYNOTIFY_TEST_DATABASE_URL`` point at services already running.
 """
 
@@ -10,13 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from paynotify.broker import LocalBroker, free_port
+from paynotify.containers import (
+    KAFKA_IMAGE,
+    POSTGRES_IMAGE,
+    docker_answers,
+    missing_images,
+    start_kafka,
+    start_postgres,
+    stop,
+)
 from tests.support.postgres import LocalPostgres
 
 
@@ -25,14 +35,8 @@ def mode() -> str:
     chosen = os.environ.get("PAYNOTIFY_TEST_SERVICES", "auto")
     if chosen in ("local", "containers"):
         return chosen
-    return "containers" if _docker_answers() else "local"
-
-
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    done = subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20)
-    return done.returncode == 0
+    usable = docker_answers() and not missing_images(KAFKA_IMAGE, POSTGRES_IMAGE)
+    return "containers" if usable else "local"
 
 
 @contextmanager
@@ -43,18 +47,12 @@ def kafka() -> Iterator[tuple[str, LocalBroker | None]]:
         yield given, None
         return
     if mode() == "containers":
-        from testcontainers.community.kafka import KafkaContainer
-
-        container = KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft()
-        # One node: transactions (exactly-once) need the state log at replication 1, min ISR 1.
-        for name, value in (
-            ("AUTO_CREATE_TOPICS_ENABLE", "false"),
-            ("TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
-            ("TRANSACTION_STATE_LOG_MIN_ISR", "1"),
-        ):
-            container.with_env(f"KAFKA_{name}", value)
-        with container:
-            yield container.get_bootstrap_server(), None
+        port = free_port()
+        container = start_kafka(port, free_port())
+        try:
+            yield f"127.0.0.1:{port}", None
+        finally:
+            stop(container)
         return
     folder = Path(tempfile.mkdtemp(prefix="paynotify-kafka-"))
     broker = LocalBroker(folder, port=free_port())
@@ -78,10 +76,11 @@ def postgres() -> Iterator[tuple[str, LocalPostgres | None]]:
         yield given, None
         return
     if mode() == "containers":
-        from testcontainers.community.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
-            yield container.get_connection_url(), None
+        container, url = start_postgres(free_port())
+        try:
+            yield url, None
+        finally:
+            stop(container)
         return
     server = LocalPostgres()
     server.init()
