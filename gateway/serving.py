@@ -20,7 +20,8 @@ This is the one module that touches uvicorn's internals. It relies on these name
 ``on_headers_complete``, ``on_body``, ``on_message_complete``, ``on_response_complete`` and
 attributes ``transport``, ``loop``, ``url``, ``headers``, ``cycle``; ``RequestResponseCycle``'s
 ``response_started``; and that the cycle writes through the protocol's ``transport``, the head
-first (``HTTP/1.1 ...``), and calls ``on_response_complete`` once the answer is written. ``tests/unit/gateway/test_serving.py`` fails when any of them changes.
+first (``HTTP/1.1 ...``), and calls ``on_response_complete`` once the answer is written.
+``tests/unit/gateway/test_serving.py`` fails when any of them changes.
 """
 
 from __future__ import annotations
