@@ -66,9 +66,11 @@ async def port() -> AsyncIterator[int]:
 
 async def _exchange(port: int, parts: list[bytes], pause: float) -> tuple[bytes, float]:
     """Send ``parts`` ``pause`` seconds apart; return what came back and when the server closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     loop = asyncio.get_running_loop()
+    # The clock starts before the connection: the server arms its deadline when it accepts,
+    # which can come before open_connection returns here (both ends share this event loop).
     started, answer, closed = loop.time(), b"", False
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     for part in [*parts, b""]:
         writer.write(part)
         try:
