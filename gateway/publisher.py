@@ -3,10 +3,10 @@
 ``KafkaPublisher`` hands each record straight to librdkafka (idempotent, ``acks=all``, Java-
 compatible ``murmur2_random`` partitioner, bounded delivery timeout) and resolves an asyncio future
 when the broker acknowledged it. The delivery reports are served on the event loop's own thread,
-every ``POLL_SECONDS`` while records are in flight (and not at all while none are): a report
-settles its future in place, with no second Python thread taking the GIL and waking the loop for
-it (a poll thread did that before: at 200 records/s it was one GIL hand-over and one loop wake-up
-per batch of reports; see docs/benchmarks.md, "Gateway").
+every ``POLL_SECONDS`` while records are in flight (less often while the broker is stalled, not
+at all while nothing is in flight): a report settles its future in place, with no second Python
+thread taking the GIL and waking the loop for it (a poll thread did that before: a GIL hand-over
+per delivery report and a loop wake-up per batch; see docs/benchmarks.md, "Gateway").
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from gateway.errors import PublishError
 
 # How often the loop serves librdkafka's delivery reports while records are in flight: the most
 # an acknowledgement waits after the broker's answer reached librdkafka (uvloop's timers count
-# whole milliseconds).
+# whole milliseconds). While the oldest record has waited longer than STALL_SECONDS and polls find
+# nothing (the broker is slow: a JVM pause, a busy machine), the interval doubles up to
+# POLL_MAX_SECONDS, so that a stalled broker does not cost a thousand wake-ups a second.
 POLL_SECONDS = 0.001
+STALL_SECONDS = 0.01
+POLL_MAX_SECONDS = 0.008
 
 
 class Publisher(Protocol):
@@ -66,6 +70,8 @@ class KafkaPublisher:
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # when the timer fires (loop time)
+        self._interval = POLL_SECONDS
         # (deadline, future) of every record in flight, in the order they were produced.
         self._pending: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
 
@@ -88,9 +94,17 @@ class KafkaPublisher:
         except (BufferError, KafkaException) as exc:
             raise PublishError(f"producer refused the record: {exc.__class__.__name__}") from None
         self._pending.append((time.monotonic() + self._wait_s, done))
-        if self._timer is None:
-            self._timer = self._loop.call_later(POLL_SECONDS, self._serve)
+        self._interval = POLL_SECONDS
+        if self._timer is None or self._due > self._loop.time() + POLL_SECONDS:
+            self._arm()
         await done
+
+    def _arm(self) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._due = self._loop.time() + self._interval
+        self._timer = self._loop.call_later(self._interval, self._serve)
 
     def _serve(self) -> None:
         """Serve the delivery reports that arrived, expire overdue records, and come back while
@@ -98,12 +112,18 @@ class KafkaPublisher:
         self._timer = None
         if self._producer is None or self._loop is None:
             return
-        self._producer.poll(0)
+        served = self._producer.poll(0)
         pending, now = self._pending, time.monotonic()
         while pending and (pending[0][1].done() or pending[0][0] <= now):
             _expire(pending.popleft()[1])
-        if pending:
-            self._timer = self._loop.call_later(POLL_SECONDS, self._serve)
+        if not pending:
+            return
+        waited = now - (pending[0][0] - self._wait_s)
+        if served or waited < STALL_SECONDS:
+            self._interval = POLL_SECONDS
+        else:
+            self._interval = min(self._interval * 2, POLL_MAX_SECONDS)
+        self._arm()
 
     async def ready(self) -> bool:
         """Return whether the broker answers a metadata request."""

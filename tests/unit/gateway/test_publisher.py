@@ -158,3 +158,15 @@ async def test_publisher_cancelled_publish_leaves_nothing_waiting(
     fake.settle()  # its report comes after the waiter left: ignored
     await asyncio.wait_for(publisher.close(), 1)
     assert len(fake) == 0
+
+
+async def test_publisher_polls_less_often_while_the_broker_stalls(
+    producer: type[StandInProducer],
+) -> None:
+    publisher, fake = await started()
+    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
+    await asyncio.sleep(0.2)
+    assert 3 <= fake.polls <= 60  # every millisecond would be about 200
+    fake.settle()
+    await asyncio.wait_for(sending, 1)
+    await publisher.close()
