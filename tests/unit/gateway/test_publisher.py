@@ -66,11 +66,18 @@ async def started(timeout_ms: int = 5000) -> tuple[KafkaPublisher, StandInProduc
     return publisher, StandInProducer.made[-1]
 
 
+async def in_flight(publisher: KafkaPublisher) -> asyncio.Task[None]:
+    """Publish one record in a task, and let the task hand it to the producer."""
+    task = asyncio.create_task(publisher.publish("t", b"k", b"v"))
+    await asyncio.sleep(0)
+    return task
+
+
 async def test_publisher_returns_only_after_the_delivery_report(
     producer: type[StandInProducer],
 ) -> None:
     publisher, fake = await started()
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
+    sending = await in_flight(publisher)
     await asyncio.wait_for(fake.polled.wait(), 5)
     assert not sending.done()  # polled meanwhile, nothing reported yet
     fake.settle()
@@ -98,7 +105,7 @@ async def test_publisher_polls_only_while_records_are_in_flight(
     publisher, fake = await started()
     await asyncio.sleep(0.02)
     assert fake.polls == 0
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
+    sending = await in_flight(publisher)
     await asyncio.sleep(0.005)
     fake.settle()
     await asyncio.wait_for(sending, 1)
@@ -113,8 +120,7 @@ async def test_publisher_broker_refusal_raises_publish_error(
     producer: type[StandInProducer],
 ) -> None:
     publisher, fake = await started()
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
-    await asyncio.sleep(0)
+    sending = await in_flight(publisher)
     fake.settle(KafkaError(KafkaError._MSG_TIMED_OUT))
     with pytest.raises(PublishError, match="broker refused"):
         await asyncio.wait_for(sending, 1)
@@ -137,8 +143,7 @@ async def test_publisher_close_waits_for_records_in_flight(
     producer: type[StandInProducer],
 ) -> None:
     publisher, fake = await started()
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
-    await asyncio.sleep(0)
+    sending = await in_flight(publisher)
     closing = asyncio.create_task(publisher.close())
     await asyncio.sleep(0.02)
     assert not closing.done()
@@ -151,8 +156,7 @@ async def test_publisher_cancelled_publish_leaves_nothing_waiting(
     producer: type[StandInProducer],
 ) -> None:
     publisher, fake = await started()
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
-    await asyncio.sleep(0)
+    sending = await in_flight(publisher)
     sending.cancel()
     await asyncio.sleep(0.005)
     fake.settle()  # its report comes after the waiter left: ignored
@@ -164,7 +168,7 @@ async def test_publisher_polls_less_often_while_the_broker_stalls(
     producer: type[StandInProducer],
 ) -> None:
     publisher, fake = await started()
-    sending = asyncio.create_task(publisher.publish("t", b"k", b"v"))
+    sending = await in_flight(publisher)
     await asyncio.sleep(0.2)
     assert 3 <= fake.polls <= 60  # every millisecond would be about 200
     fake.settle()
