@@ -191,8 +191,12 @@ def test_joined_writes_interim_100_at_once_and_held_head_on_close() -> None:
     raw = RecordingTransport()
     joined = JoinedWrites(raw)  # type: ignore[arg-type]
     joined.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    assert raw.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    joined.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    assert raw.writes == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ]
     joined.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
     joined.close()
-    assert raw.writes[1:] == [b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n"]
+    assert raw.writes[2:] == [b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n"]
     assert raw.closed
