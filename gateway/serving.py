@@ -145,8 +145,8 @@ class JoinedWrites:
 
     def write(self, data: bytes) -> None:
         """Hold a final response head (not an interim ``1xx``: ``100 Continue``, ``101``);
-        write anything else, after whatever is held. (A body chunk that looks like a head is held too, until the next write
-        or the end of the response: later, never lost.)"""
+        write anything else, after whatever is held. (A body chunk that looks like a head is
+        held too, until the next write or the end of the response: later, never lost.)"""
         if not self._held and data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1":
             self._held = bytes(data)
             return
