@@ -6,6 +6,7 @@ the stream's table shards follow the input partitions (co-partitioning by ``out_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -26,11 +27,8 @@ def ensure_topics(
     existing = admin.list_topics(timeout=timeout).topics
     wanted = list(dict.fromkeys(names))
     for name in wanted:
-        if name in existing and len(existing[name].partitions) != partitions:
-            raise TopicError(
-                f"topic {name} has {len(existing[name].partitions)} partitions, expected "
-                f"{partitions} ([kafka] partitions): co-partitioning would break"
-            )
+        if name in existing:
+            _check_count(name, len(existing[name].partitions), partitions)
     missing = [NewTopic(n, num_partitions=partitions) for n in wanted if n not in existing]
     if not missing:
         return []
@@ -42,4 +40,31 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+            # It exists although the metadata read above lacked it (created meanwhile, or just
+            # created and not yet in the broker's metadata): its count must still match.
+            _check_count(name, _partition_count(admin, name, timeout), partitions)
     return created
+
+
+def _check_count(name: str, count: int, partitions: int) -> None:
+    if count != partitions:
+        raise TopicError(
+            f"topic {name} has {count} partitions, expected "
+            f"{partitions} ([kafka] partitions): co-partitioning would break"
+        )
+
+
+def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
+    """Return an existing topic's partition count, waiting for the broker's metadata to list it.
+
+    Raises:
+        TopicError: the metadata does not list it within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+        if topic is not None and topic.error is None and topic.partitions:
+            return len(topic.partitions)
+        if time.monotonic() >= deadline:
+            raise TopicError(f"topic {name} exists but its metadata does not list it")
+        time.sleep(0.1)
