@@ -43,12 +43,19 @@ class LeanGateway:
         *,
         publisher: Publisher | None = None,
         clock: Callable[[], float] = time.time,
+        server_deadline: bool = False,
     ) -> None:
         pub = publisher or KafkaPublisher(
             settings.bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms
         )
         metrics = build_metrics(shared_metrics_dir(settings))
-        self.state = SimpleNamespace(settings=settings, publisher=pub, clock=clock, metrics=metrics)
+        # With ``server_deadline`` the server closes a connection whose request has not fully
+        # arrived within the read timeout (``gateway.serving``, what ``paynotify gateway``
+        # serves with), so the app does not keep a second timer per request.
+        deadline = None if server_deadline else settings.read_timeout_seconds
+        self.state = SimpleNamespace(
+            settings=settings, publisher=pub, clock=clock, metrics=metrics, body_deadline=deadline
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,9 +123,10 @@ async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 
 def lean_app_from_config() -> LeanGateway:
-    """Build the gateway from ``PAYNOTIFY_CONFIG``: the factory uvicorn's worker processes import.
+    """Build the gateway from ``PAYNOTIFY_CONFIG``: the factory uvicorn's worker processes import
+    (served with ``gateway.serving``'s protocol, which enforces the read deadline).
 
     Raises:
         ConfigError: no or an invalid configuration file.
     """
-    return LeanGateway(load_settings(config_path(None)))
+    return LeanGateway(load_settings(config_path(None)), server_deadline=True)

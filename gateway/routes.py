@@ -56,7 +56,7 @@ async def accept(
             extra={"provider": provider, "error": type(exc).__name__, "where": _where(exc)},
         )
         raise MalformedBodyError("request cannot be processed", reason="unexpected") from None
-    state.metrics.requests.labels(provider, account, "accepted").inc()
+    state.metrics.count_accepted(provider, account)
     for note in notes:
         log.info(
             "notification accepted",
@@ -82,13 +82,15 @@ async def _accept(
 ) -> Sequence[Notification]:
     config = _account(state.settings.accounts, provider, account)
     check_source(state.settings.source_networks.get((provider, account)), client)
-    with state.metrics.in_flight.track_inprogress():
+    in_flight = state.metrics.in_flight
+    in_flight.inc()
+    try:
         settings = state.settings
-        body = await read_body(
-            chunks, headers, settings.max_body_bytes, settings.read_timeout_seconds
-        )
+        body = await read_body(chunks, headers, settings.max_body_bytes, state.body_deadline)
         notes = verified(provider, body, headers, config, now=state.clock())
         await publish(state, notes)
+    finally:
+        in_flight.dec()
     return notes
 
 
@@ -163,10 +165,11 @@ def _account(accounts: Mapping[tuple[str, str], AccountConfig], provider: str, n
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int, seconds: float
+    chunks: AsyncIterator[bytes], headers: Mapping[str, str], limit: int, seconds: float | None
 ) -> bytes:
     """Read the request body, refusing it as soon as it grows past ``limit`` bytes or takes
-    longer than ``seconds`` to arrive.
+    longer than ``seconds`` to arrive (None: the server enforces the deadline itself, as
+    ``gateway.serving`` does for ``paynotify gateway``).
 
     Raises:
         BodyTooLargeError: the declared or actual length exceeds the limit.
@@ -175,15 +178,21 @@ async def read_body(
     declared = headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError("request body is too large")
-    received: list[bytes] = []
-    size = 0
+    if seconds is None:
+        return await _joined(chunks, limit)
     try:
         async with asyncio.timeout(seconds):
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLargeError("request body is too large")
-                received.append(chunk)
+            return await _joined(chunks, limit)
     except TimeoutError:
         raise RequestTimeoutError("the body did not arrive within the read timeout") from None
-    return b"".join(received)
+
+
+async def _joined(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    received: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError("request body is too large")
+        received.append(chunk)
+    return received[0] if len(received) == 1 else b"".join(received)

@@ -9,12 +9,19 @@ connection opened or the previous answer was sent (``408``), and refuses a head 
 ``max_headers`` headers or ``max_header_bytes`` bytes (``431``). The ASGI app keeps its own body
 deadline too (``gateway.routes.read_body``), for servers other than this one.
 
+uvicorn writes an answer's head (``http.response.start``) and its body in two ``write`` calls,
+each a system call and, on a socket, a TCP segment of its own. ``JoinedWrites``, the transport
+uvicorn is given here, holds the head back until the body (or the end of the response, or the
+connection) comes, and writes both at once: one system call and one segment per answer.
+
 This is the one module that touches uvicorn's internals. It relies on these names of
 ``uvicorn.protocols.http.httptools_impl``: ``HttpToolsProtocol`` and its methods
 ``connection_made``, ``connection_lost``, ``data_received``, ``on_message_begin``,
 ``on_headers_complete``, ``on_body``, ``on_message_complete``, ``on_response_complete`` and
 attributes ``transport``, ``loop``, ``url``, ``headers``, ``cycle``; ``RequestResponseCycle``'s
-``response_started``. ``tests/unit/gateway/test_serving.py`` fails when any of them changes.
+``response_started``; and that the cycle writes through the protocol's ``transport``, the head
+first (``HTTP/1.1 ...``), and calls ``on_response_complete`` once the answer is written.
+``tests/unit/gateway/test_serving.py`` fails when any of them changes.
 """
 
 from __future__ import annotations
@@ -50,9 +57,11 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._refused = False
+        self._joined: JoinedWrites | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._joined = JoinedWrites(transport)
+        super().connection_made(self._joined)  # type: ignore[arg-type]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -93,6 +102,8 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self._joined is not None:
+            self._joined.write_held()
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm()  # the next request on this connection has its own deadline
@@ -122,6 +133,39 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                 % (status, _REASONS[status])
             )
         self.transport.close()
+
+
+class JoinedWrites:
+    """A transport that holds an answer's head until its body is written, then writes both in one
+    call; everything else goes to the real transport."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        """Hold a final response head (not an interim ``1xx``: ``100 Continue``, ``101``);
+        write anything else, after whatever is held. (A body chunk that looks like a head is
+        held too, until the next write or the end of the response: later, never lost.)"""
+        if not self._held and data.startswith(b"HTTP/1.1 ") and data[9:10] != b"1":
+            self._held = bytes(data)
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        self._transport.write(data)
+
+    def write_held(self) -> None:
+        """Write what is held (the response is complete, or the connection closes)."""
+        if self._held:
+            held, self._held = self._held, b""
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.write_held()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def protocol_for(settings: GatewaySettings) -> Any:

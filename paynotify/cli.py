@@ -66,7 +66,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         "limit_concurrency": settings.max_connections,
     }
     if settings.workers == 1:
-        uvicorn.run(LeanGateway(settings), log_config=None, **options)
+        uvicorn.run(LeanGateway(settings, server_deadline=True), log_config=None, **options)
         return 0
     # Worker processes import the app themselves: they find the file through the environment.
     os.environ[CONFIG_ENV] = str(path.resolve())

@@ -40,30 +40,31 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
-            # Created a moment ago (by another process, or so recently that the metadata read
-            # above did not list it yet): check it like any existing topic.
+            # It exists although the metadata read above lacked it (created meanwhile, or just
+            # created and not yet in the broker's metadata): its count must still match.
             _check_count(name, _partition_count(admin, name, timeout), partitions)
     return created
 
 
-def _check_count(name: str, found: int, partitions: int) -> None:
-    if found != partitions:
+def _check_count(name: str, count: int, partitions: int) -> None:
+    if count != partitions:
         raise TopicError(
-            f"topic {name} has {found} partitions, expected {partitions} ([kafka] partitions): "
-            "co-partitioning would break"
+            f"topic {name} has {count} partitions, expected "
+            f"{partitions} ([kafka] partitions): co-partitioning would break"
         )
 
 
 def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
-    """Return a topic's partition count, waiting until the metadata lists the topic.
+    """Return an existing topic's partition count, waiting for the broker's metadata to list it.
 
     Raises:
-        TopicError: the metadata did not list it within ``timeout`` seconds.
+        TopicError: the metadata does not list it within ``timeout``.
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
         if topic is not None and topic.error is None and topic.partitions:
             return len(topic.partitions)
+        if time.monotonic() >= deadline:
+            raise TopicError(f"topic {name} exists but its metadata does not list it")
         time.sleep(0.1)
-    raise TopicError(f"topic {name} exists, but the broker's metadata did not list it")

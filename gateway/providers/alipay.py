@@ -14,7 +14,6 @@ import binascii
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Literal
 from urllib.parse import unquote_to_bytes
 
@@ -164,6 +163,7 @@ def parse_form(body: bytes) -> dict[str, str]:
         MalformedBodyError: bad percent-encoding, a duplicated key, or an unknown charset.
     """
     pairs: list[tuple[bytes, bytes]] = []
+    declared: bytes | None = None
     for chunk in body.split(b"&"):
         if not chunk:
             continue
@@ -172,8 +172,10 @@ def parse_form(body: bytes) -> dict[str, str]:
             raise MalformedBodyError("form field without '='")
         if b"%" in chunk or b"+" in chunk:  # most fields are plain: no call for them
             key, value = _unquote(key), _unquote(value)
+        if declared is None and key == b"charset":
+            declared = value
         pairs.append((key, value))
-    charset = _charset(pairs)
+    charset = _charset(declared)
     params: dict[str, str] = {}
     for key, value in pairs:
         try:
@@ -192,11 +194,10 @@ def _unquote(raw: bytes) -> bytes:
     return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
-def _charset(pairs: list[tuple[bytes, bytes]]) -> str:
-    declared = [value for key, value in pairs if key == b"charset"]
-    if not declared:
+def _charset(declared: bytes | None) -> str:
+    if declared is None:
         return "utf-8"
-    name = declared[0].decode("ascii", "replace").strip().lower()
+    name = declared.decode("ascii", "replace").strip().lower()
     if name not in CHARSETS:
         raise MalformedBodyError("unsupported charset", reason="charset")
     return CHARSETS[name]
@@ -279,7 +280,8 @@ def to_minor(amount: str) -> int:
     """
     if not _AMOUNT.fullmatch(amount):
         raise MalformedBodyError("amount is not a valid yuan amount", reason="amount")
-    return int(Decimal(amount) * 100)
+    yuan, _, fen = amount.partition(".")  # ASCII digits only, as the pattern says
+    return int(yuan) * 100 + (int(fen) * (10 if len(fen) == 1 else 1) if fen else 0)
 
 
 def _minor_or_none(amount: str | None) -> int | None:

@@ -36,7 +36,12 @@ async def _send_then_stop(port: int, gateway: subprocess.Popen[bytes], count: in
 
         assert await send(-1) == "sd--1"  # the producer has its idempotence id: warm
         tasks = [asyncio.create_task(send(i)) for i in range(count)]
-        await asyncio.sleep(0.3)
+        # SIGTERM once the burst is under way: after its first few answers, not after a fixed
+        # pause (on a busy machine this client needed over a second to send its first requests).
+        answered = asyncio.Event()
+        for task in tasks:
+            task.add_done_callback(lambda _t: sum(t.done() for t in tasks) >= 5 and answered.set())
+        await asyncio.wait_for(answered.wait(), 60)
         gateway.send_signal(signal.SIGTERM)
         answers = await asyncio.gather(*tasks)
     return [a for a in answers if a is not None]

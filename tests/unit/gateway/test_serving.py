@@ -13,7 +13,7 @@ from uvicorn.protocols.http import httptools_impl
 
 from gateway.asgi import LeanGateway
 from gateway.publisher import MemoryPublisher
-from gateway.serving import DeadlineHttpToolsProtocol, protocol_for
+from gateway.serving import DeadlineHttpToolsProtocol, JoinedWrites, protocol_for
 from paynotify.broker import free_port
 from tests.support import gateway_requests as reqs
 
@@ -45,7 +45,9 @@ def test_serving_uvicorn_internals_relied_on_still_exist() -> None:
 async def port() -> AsyncIterator[int]:
     publisher = MemoryPublisher()
     settings = replace(reqs.settings(), read_timeout_seconds=TIMEOUT)
-    app = LeanGateway(settings, publisher=publisher, clock=lambda: float(reqs.NOW))
+    app = LeanGateway(
+        settings, publisher=publisher, clock=lambda: float(reqs.NOW), server_deadline=True
+    )
     number = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=number, http=protocol_for(settings), log_config=None
@@ -64,9 +66,11 @@ async def port() -> AsyncIterator[int]:
 
 async def _exchange(port: int, parts: list[bytes], pause: float) -> tuple[bytes, float]:
     """Send ``parts`` ``pause`` seconds apart; return what came back and when the server closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     loop = asyncio.get_running_loop()
+    # The clock starts before the connection: the server arms its deadline when it accepts,
+    # which can come before open_connection returns here (both ends share this event loop).
     started, answer, closed = loop.time(), b"", False
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     for part in [*parts, b""]:
         writer.write(part)
         try:
@@ -133,3 +137,66 @@ async def test_serving_genuine_request_then_keep_alive_answered(port: int) -> No
     answer, took = await _exchange(port, [first, second], 0.2)
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert took < TIMEOUT + 1.0
+
+
+async def test_serving_head_request_answered_without_a_body(port: int) -> None:
+    request = b"HEAD /healthz HTTP/1.1\r\nhost: gw\r\n\r\n"
+    answer, _ = await _exchange(port, [request], 0.3)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n")
+
+
+async def test_serving_expect_100_continue_sent_before_the_body(port: int) -> None:
+    body, headers = reqs.genuine("alipay", "continue-1")
+    request = _request(body, {**headers, "expect": "100-continue"})
+    head_end = request.index(b"\r\n\r\n") + 4
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request[:head_end])
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)  # not held back
+    writer.write(request[head_end:])
+    final = await asyncio.wait_for(reader.readuntil(b"success"), 2)
+    writer.close()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+class RecordingTransport:
+    """What the socket would have been asked to send, one entry per write call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_joined_writes_head_and_body_in_one_write() -> None:
+    raw = RecordingTransport()
+    joined = JoinedWrites(raw)  # type: ignore[arg-type]
+    joined.write(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n")
+    assert raw.writes == []
+    joined.write(b"success")
+    joined.write_held()
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nsuccess"]
+    assert not joined.is_closing()  # anything else is the real transport's
+
+
+def test_joined_writes_interim_100_at_once_and_held_head_on_close() -> None:
+    raw = RecordingTransport()
+    joined = JoinedWrites(raw)  # type: ignore[arg-type]
+    joined.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    joined.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    assert raw.writes == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ]
+    joined.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+    joined.close()
+    assert raw.writes[2:] == [b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n"]
+    assert raw.closed
