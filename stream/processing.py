@@ -95,7 +95,7 @@ class Processed:
     """The outcome of one input for one order.
 
     ``state`` is the order's new state (None: forget the order), which an engine stores as
-    :meth:`stored` (a JSON-able dict) or :meth:`stored_json` (its UTF-8 JSON); ``changed`` is
+    :meth:`stored` (a JSON-able dict) or as orjson's encoding of it (the same JSON); ``changed`` is
     False when the stored state stays as it was (an exact copy: nothing to write, no changelog
     record); ``due_at`` is when a tick could next change the order (None: only an input can).
     """
@@ -109,10 +109,6 @@ class Processed:
     def stored(self) -> dict[str, Any] | None:
         """Return the new state's stored form (None: forget the order)."""
         return None if self.state is None else stored_form(self.state)
-
-    def stored_json(self) -> bytes | None:
-        """Return the new state's stored form as UTF-8 JSON (None: forget the order)."""
-        return None if self.state is None else orjson.dumps(self.state)
 
 
 @dataclass(frozen=True, slots=True)
