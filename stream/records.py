@@ -90,8 +90,9 @@ __all__ = [
 def uuid5_text(name: str) -> str:
     """Return ``str(uuid.uuid5(EVENT_NAMESPACE, name))``, without building a UUID object.
 
-    The same SHA-1, version and variant bits and text (a unit test compares them), at a third
-    of the cost: every event and anomaly id is one (``uuid5`` was 2 % of a worker's samples).
+    The same SHA-1, version and variant bits and text (a unit test compares them), without the
+    UUID object's conversions: every event and anomaly id is one (``uuid5`` was 2 % of a worker's
+    samples, ``bench/stream_profile.py``).
     """
     # SHA-1 is what RFC 4122 names for version 5 ids; they identify, they do not secure.
     sha1 = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
