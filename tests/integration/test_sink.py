@@ -12,7 +12,7 @@ import httpx
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from sinks.schema import create_db_engine, upgrade
 from sinks.writer import Record
@@ -52,6 +52,24 @@ def _stopped_cleanly(*sinks: Service) -> None:
         assert "Traceback" not in sink.output(), sink.output()[-3000:]
 
 
+def _retrying_sink(
+    folder: Path, bootstrap: str, database_url: str
+) -> tuple[Engine, int, Path, str]:
+    """Migrate the database; return it, the metrics port, and a sink configuration that serves
+    its metrics there and retries a refused batch at least every second."""
+    engine = create_db_engine(database_url)
+    upgrade(engine)
+    port = sink_runs.metrics_port()
+    config, prefix = sink_runs.sink_config(
+        folder,
+        bootstrap,
+        database_url,
+        metrics_listen=f"127.0.0.1:{port}",
+        max_backoff_seconds=1.0,
+    )
+    return engine, port, config, prefix
+
+
 def _set_read_only(postgres_url: str, database: str, on: bool) -> None:
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -85,16 +103,7 @@ def _outages(
     server: LocalPostgres,
     database_url: str,
 ) -> None:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    port = sink_runs.metrics_port()
-    config, prefix = sink_runs.sink_config(
-        tmp_path,
-        kafka_bootstrap,
-        database_url,
-        metrics_listen=f"127.0.0.1:{port}",
-        max_backoff_seconds=1.0,
-    )
+    engine, port, config, prefix = _retrying_sink(tmp_path, kafka_bootstrap, database_url)
     load = sink_runs.workload(600, seed=1)
     junk = [
         Record(ORDER_PAID_TOPIC, b"\x00not json", "", b"junk"),
@@ -136,6 +145,43 @@ def _outages(
     assert len(sink.logs) == 1  # one process the whole time: no crash, no restart
     assert sink_runs.without_failed(got) == sink_runs.reference(tmp_path, load)
     assert failed == {where[-2]: "undecodable_record", where[-1]: "undecodable_record"}
+
+
+def test_sink_stopped_while_the_database_is_down_commits_only_what_it_wrote(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    postgres_service: tuple[str, LocalPostgres | None],
+) -> None:
+    """Offsets are committed asynchronously after each batch and once more, synchronously, on a
+    clean stop: never past a batch the database did not take."""
+    postgres_url, server = postgres_service
+    if server is None:
+        pytest.skip("needs the PostgreSQL server these tests started (to stop and start it)")
+    with sink_runs.fresh_database(postgres_url) as database_url:
+        engine, port, config, prefix = _retrying_sink(tmp_path, kafka_bootstrap, database_url)
+        load = sink_runs.workload(300, seed=4)
+        half = len(load) // 2
+        sink = Service("sink", config)
+        sink.start()
+        try:
+            sink_runs.produce(kafka_bootstrap, prefix, load[:half])
+            sink_runs.wait_caught_up(kafka_bootstrap, prefix)
+            written = sink_runs.committed_offsets(kafka_bootstrap, prefix)
+            server.stop()
+            try:
+                sink_runs.produce(kafka_bootstrap, prefix, load[half:])
+                _wait_metric(port, "paynotify_sink_retries_total", 1, sink)
+                _stopped_cleanly(sink)  # SIGTERM while the batch waits for the database
+            finally:
+                server.start()
+            assert sink_runs.committed_offsets(kafka_bootstrap, prefix) == written
+            sink.start()
+            sink_runs.wait_caught_up(kafka_bootstrap, prefix)
+        finally:
+            _stopped_cleanly(sink)
+        got = writer_cases.snapshot(engine)
+        engine.dispose()
+    assert got == sink_runs.reference(tmp_path, load)
 
 
 def test_sink_two_processes_killed_at_random_moments_same_rows_as_uninterrupted_run(

@@ -107,17 +107,9 @@ def metrics_port() -> int:
 
 def wait_caught_up(bootstrap: str, prefix: str, timeout: float = 120.0) -> None:
     """Wait until the sink group has committed the end of every partition it reads."""
-    probe = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"{prefix}paynotify-sink",  # reads the group's offsets, never joins it
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    partitions = [TopicPartition(prefix + t, p) for t in SINK_TOPICS for p in range(8)]
-    deadline = time.monotonic() + timeout
-    try:
+    with _group_probe(bootstrap, prefix) as probe:
+        partitions = _sink_partitions(prefix)
+        deadline = time.monotonic() + timeout
         while True:
             ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
             done = probe.committed(partitions, timeout=10)
@@ -130,8 +122,33 @@ def wait_caught_up(bootstrap: str, prefix: str, timeout: float = 120.0) -> None:
                 return
             assert time.monotonic() < deadline, f"the sink did not catch up: {behind}"
             time.sleep(0.3)
+
+
+def committed_offsets(bootstrap: str, prefix: str) -> dict[tuple[str, int], int]:
+    """Return the sink group's committed offset of every partition it reads (-1001: none)."""
+    with _group_probe(bootstrap, prefix) as probe:
+        done = probe.committed(_sink_partitions(prefix), timeout=10)
+    return {(tp.topic, tp.partition): tp.offset for tp in done}
+
+
+@contextmanager
+def _group_probe(bootstrap: str, prefix: str) -> Iterator[Consumer]:
+    probe = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{prefix}paynotify-sink",  # reads the group's offsets, never joins it
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        yield probe
     finally:
         probe.close()
+
+
+def _sink_partitions(prefix: str) -> list[TopicPartition]:
+    return [TopicPartition(prefix + t, p) for t in SINK_TOPICS for p in range(8)]
 
 
 @contextmanager
