@@ -3,10 +3,13 @@
 Starts the stack of ``bench/side_by_side.py`` (local broker, gateway, stream, sink, PostgreSQL),
 publishes the expected orders, then sends pre-signed Alipay RSA2 payments at ``--rate`` for
 ``--seconds`` over keep-alive connections (a small raw HTTP/1.1 client, so that the sender's own
-CPU stays small beside the stack's) and polls ``orders`` every 5 ms for the moment each order reads
-``paid``. Prints, per run and as the median of the runs: the latency from sending a notification
-to its paid row (p50, p90, p99, max), the acknowledgement latency, and the cores each process
-used during the run.
+CPU stays small beside the stack's) and notes the moment each order reads ``paid``: by default a
+trigger the bench adds to its own throw-away database sends a ``NOTIFY`` when an order's row turns
+``paid``, which PostgreSQL delivers when the sink's transaction commits (``--observe notify``);
+``--observe poll`` asks ``orders`` every 5 ms instead (the earlier way: a query every 5 ms over
+every order still waiting, from the sender's own process). Prints, per run and as the median of
+the runs: the latency from sending a notification to its paid row (p50, p90, p99, max), the
+acknowledgement latency, and the cores each process used during the run.
 
     .venv/bin/python bench/paid_latency.py --rate 1000 --seconds 10 --runs 3 --engine quix
     .venv/bin/python bench/paid_latency.py --rate 200 --seconds 10 --runs 3 --engine faust
@@ -24,10 +27,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
@@ -41,6 +46,19 @@ from tests.support.keys import write_public_pem
 
 CONNECTIONS = 64
 POLL_S = 0.005
+CHANNEL = "paid_latency"
+# The bench's own observer, added to its throw-away database: one NOTIFY per order turning paid.
+PAID_TRIGGER = f"""
+CREATE OR REPLACE FUNCTION paid_latency_notify() RETURNS trigger AS $$
+BEGIN
+  IF NEW.status = 'paid' AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'paid') THEN
+    PERFORM pg_notify('{CHANNEL}', NEW.out_trade_no);
+  END IF;
+  RETURN NULL;
+END $$ LANGUAGE plpgsql;
+CREATE OR REPLACE TRIGGER paid_latency AFTER INSERT OR UPDATE OF status ON orders
+  FOR EACH ROW EXECUTE FUNCTION paid_latency_notify();
+"""
 
 
 @dataclass
@@ -142,7 +160,27 @@ def watch_paid(
         consumer.close()
 
 
-def measure(peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float) -> RunResult:
+def listen_paid(
+    connect: Callable[[], psycopg.Connection[tuple[object, ...]]],
+    probes: list[Probe],
+    ready: threading.Event,
+    stop: threading.Event,
+) -> None:
+    """Note when each probe's order turned paid, from the trigger's notifications."""
+    by_order = {p.order: p for p in probes}
+    with connect() as conn:
+        conn.execute(f"LISTEN {CHANNEL}")
+        ready.set()
+        while not stop.is_set():
+            for note in conn.notifies(timeout=0.2):
+                probe = by_order.get(note.payload)
+                if probe is not None and probe.applied is None:
+                    probe.applied = time.monotonic()
+
+
+def measure(
+    peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float, observe: str = "notify"
+) -> RunResult:
     """Send ``bodies`` at ``rate`` and wait (up to 60 s) for every acknowledged one to be paid."""
     requests = {no: request_bytes(peer.url, body) for no, body in bodies.items()}
     result = FixedRateResult(rate, [Probe(no) for no in bodies])
@@ -154,8 +192,16 @@ def measure(peer: PaynotifyPeer, bodies: dict[str, bytes], rate: float) -> RunRe
     names = processes()
     before = {pid: own_cpu(pid) for pid in names}
     mine = resource.getrusage(resource.RUSAGE_SELF)
-    poller = threading.Thread(target=_poll, args=(peer.connect, result.probes, stop, POLL_S))
+    if observe == "poll":
+        poller = threading.Thread(target=_poll, args=(peer.connect, result.probes, stop, POLL_S))
+    else:
+        listening = threading.Event()
+        poller = threading.Thread(
+            target=listen_paid, args=(peer.connect, result.probes, listening, stop)
+        )
     poller.start()
+    if observe != "poll":
+        listening.wait(30)
     started = time.monotonic()
     try:
         asyncio.run(send_at_rate(peer.url, requests, result.probes, rate))
@@ -261,6 +307,12 @@ def main() -> int:
     parser.add_argument(
         "--warmup-runs", type=int, default=1, help="unmeasured runs first (the broker's JIT)"
     )
+    parser.add_argument(
+        "--observe",
+        default="notify",
+        choices=("notify", "poll"),
+        help="how paid rows are seen: a trigger's NOTIFY, or polling orders every 5 ms",
+    )
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
     folder = Path(tempfile.mkdtemp(prefix="paynotify-paid-latency-"))
@@ -275,11 +327,14 @@ def main() -> int:
     with PaynotifyPeer(public, stream_options=options) as peer:
         peer.add_orders([(no, AMOUNT_MINOR) for no in signed])
         peer.wait_applied()
+        if args.observe == "notify":
+            with peer.connect() as conn:
+                conn.execute(PAID_TRIGGER)
         for warm in numbers[:warmups]:  # the JVM's compiler and every cache warm up first
-            measure(peer, {no: signed[no] for no in warm}, args.rate)
+            measure(peer, {no: signed[no] for no in warm}, args.rate, args.observe)
         figures = []
         for index, run in enumerate(numbers[warmups:], start=1):
-            result = measure(peer, {no: signed[no] for no in run}, args.rate)
+            result = measure(peer, {no: signed[no] for no in run}, args.rate, args.observe)
             figures.append(summary(result))
             print_run(index, figures[-1], result.cores)
     print(
