@@ -282,9 +282,8 @@ def from_fields(cls: type[Record], obj: dict[str, Any]) -> Record:
     record's fields in their order (what every writer of ours produces).
 
     Python matches keyword arguments to parameters by name; names parsed from JSON are not the
-    interned parameter names, so each is compared as text against the parameters in turn, which
-    made building a notification from its JSON cost more than parsing the JSON
-    (``bench/stream_step.py``). Same values, same order: the same record.
+    interned parameter names, so each is compared as text against the parameters in turn.
+    Same values, same order: the same record.
 
     Raises:
         TypeError: a missing or unknown field (as ``cls(**obj)`` does).
