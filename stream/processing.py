@@ -159,7 +159,11 @@ class OrderProcessor:
     def process(self, stored: dict[str, Any] | None, item: Input) -> Processed:
         """Apply one input to an order's stored state; what it decided about notifications
         follows its events and anomalies (``notification-decisions``)."""
-        before = state_from_dict(stored) if stored else None
+        return self.process_state(state_from_dict(stored) if stored else None, item)
+
+    def process_state(self, before: OrderState | None, item: Input) -> Processed:
+        """Apply one input to an order's state already rebuilt from its stored form (None: an
+        order never seen); :meth:`process` otherwise."""
         result = apply(before, item)
         outputs = tuple(OutputRecord.of(out) for out in result.emit)
         if result.decided:
@@ -170,7 +174,7 @@ class OrderProcessor:
                 for note, reason in result.decided
             )
         if result.state is None:
-            return Processed(None, stored is not None, outputs, None, result.reason)
+            return Processed(None, before is not None, outputs, None, result.reason)
         due = due_at(result.state, self.pending_timeout_s, self.retention_s)
         changed = result.state != before
         return Processed(result.state, changed, outputs, due, result.reason)

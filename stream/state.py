@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from gateway.records import Notification, field_names
+from gateway.records import Notification, field_names, from_fields
 from stream.records import (
     AWAITING_ORDER,
     CLOSED,
@@ -222,7 +222,7 @@ def state_from_dict(data: dict[str, Any]) -> OrderState:
     """Rebuild a state from its stored form (also one stored by an older version)."""
     order = data.get("order")
     return OrderState(
-        order=ExpectedOrder(**order) if order else None,
+        order=from_fields(ExpectedOrder, order) if order else None,
         status=data["status"],
         seen=tuple(map(_seen_entry, data.get("seen", ()))),
         pending=tuple(map(_pending_note, data.get("pending", ()))),
@@ -248,7 +248,7 @@ def _pending_note(data: dict[str, Any]) -> Notification:
     status as that version read it."""
     if "succeeded" not in data:
         data = {**data, "succeeded": data.get("status") not in _FAILED_BEFORE_SUCCEEDED}
-    return Notification(**data)
+    return from_fields(Notification, data)
 
 
 def _seen_entry(entry: str | list[str] | tuple[str, ...]) -> Seen:

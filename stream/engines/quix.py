@@ -31,7 +31,6 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from quixstreams import Application, State, message_context
@@ -42,10 +41,11 @@ from gateway.records import RecordError
 from stream.engines.clock import TickClock
 from stream.engines.failfast import FailFast
 from stream.engines.metrics import StreamMetrics
+from stream.engines.stored import STATE_KEY, StateMemo, stored_value
 from stream.processing import INPUT_TOPICS, OrderProcessor, OutputRecord
 from stream.records import OUTPUT_TOPICS
 from stream.settings import StreamSettings
-from stream.transitions import Input, OrderState, Tick
+from stream.transitions import Input, Tick
 
 log = logging.getLogger("paynotify.stream")
 
@@ -54,7 +54,6 @@ log = logging.getLogger("paynotify.stream")
 # second at 200/s (bench/paid_latency.py: p50 1.35 s), and no checkpoint ran meanwhile.
 POLL_TIMEOUT_S = 0.02
 EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor starts a new worker
-STATE_KEY = "order"  # per message key: [stored order state, due time or None]
 DUE_SUFFIX = "-order-due"
 READY_TEXT = "stream worker ready"
 TRANSACTION_TIMEOUT_MS = 10_000  # an abandoned transaction holds readers at most this long
@@ -87,6 +86,7 @@ class OrderStep:
         self.routes = {settings.topic(name): name for name in INPUT_TOPICS}
         self.due_topic = due_topic(settings)
         self.metrics = metrics
+        self.memo = StateMemo()
 
     def __call__(
         self, value: bytes, key: bytes | None, timestamp: int, headers: Any, state: State[str, Any]
@@ -122,31 +122,30 @@ class OrderStep:
         The value under :data:`STATE_KEY` is the JSON ``[stored state, due time or null]``, read
         and written as bytes (``get_bytes``/``set_bytes``, public): the same bytes Quix's own JSON
         serializer gives ``state.set`` (stores of either are read by both), without a second
-        encoding of the state into a dict and back.
+        encoding of the state into a dict and back. Bytes this step stored itself are not
+        decoded again while :attr:`memo` still holds them.
         """
         raw = state.get_bytes(STATE_KEY)
         if raw is None and isinstance(item, Tick):  # a late tick of a forgotten order
             return []
-        stored: list[Any] | None = orjson.loads(raw) if raw is not None else None
-        done = self.processor.process(stored[0] if stored else None, item)
+        before, stored_due = self.memo.get(key, raw) if raw is not None else (None, None)
+        done = self.processor.process_state(before, item)
         outputs = list(done.outputs)
         if done.state is None:
-            if stored is not None:
+            if raw is not None:
                 state.delete(STATE_KEY)
+                self.memo.forget(key)
                 outputs.append(due_record(self.due_topic, key, None))
             return outputs
         if not done.changed:  # an exact copy: no write, no changelog record
             return outputs
         due = iso(done.due_at) if done.due_at is not None else None
-        state.set_bytes(STATE_KEY, stored_value(done.state, due))
-        if (stored[1] if stored else None) != due:  # a new order never due: nothing to say
+        value = stored_value(done.state, due)
+        state.set_bytes(STATE_KEY, value)
+        self.memo.put(key, value, done.state, due)
+        if stored_due != due:  # a new order never due: nothing to say
             outputs.append(due_record(self.due_topic, key, done.due_at))
         return outputs
-
-
-def stored_value(order: OrderState, due: str | None) -> bytes:
-    """Return the bytes stored under :data:`STATE_KEY`: ``[stored state, due]`` as JSON."""
-    return orjson.dumps([orjson.Fragment(orjson.dumps(order)), due])
 
 
 class RecordSerializer(Serializer):

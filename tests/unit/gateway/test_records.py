@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import TEXT_LIMITS, Notification, RecordError, encode_raw_body
+from gateway.records import (
+    TEXT_LIMITS,
+    Notification,
+    RecordError,
+    encode_raw_body,
+    from_fields,
+)
 
 GOOD = Notification(
     provider="alipay",
@@ -125,3 +131,21 @@ def test_notification_quick_check_applies_each_text_its_own_limit(
     name: str, limit: int, extra: int
 ) -> None:
     _agree(replace(GOOD, **{name: "A" * (limit + extra)}))
+
+
+def test_records_from_fields_builds_what_keywords_build_in_any_field_order() -> None:
+    fields = asdict(GOOD)
+    assert from_fields(Notification, fields) == Notification(**fields) == GOOD
+    reordered = dict(reversed(fields.items()))  # by keyword: not the fields' order
+    assert from_fields(Notification, reordered) == GOOD
+    shorter = {k: v for k, v in fields.items() if k != "source"}  # a default left out
+    assert from_fields(Notification, shorter) == GOOD
+    parsed = json.loads(GOOD.to_bytes())  # names parsed from JSON, in the fields' order
+    assert list(parsed) == list(fields) and from_fields(Notification, parsed) == GOOD
+
+
+def test_records_from_fields_unknown_or_missing_field_raises_type_error() -> None:
+    with pytest.raises(TypeError):
+        from_fields(Notification, {**asdict(GOOD), "extra": 1})
+    with pytest.raises(TypeError):
+        from_fields(Notification, {k: v for k, v in asdict(GOOD).items() if k != "account"})

@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from hypothesis import given, settings
 
 from gateway.records import NOTIFICATIONS_TOPIC
 from stream.engines import quix
 from stream.engines.clock import DueTimes
 from stream.engines.quix import (
     READY_TEXT,
-    STATE_KEY,
     OrderStep,
     ReadyLog,
     RecordSerializer,
     StopOnSignal,
     due_topic,
-    stored_value,
     transactional_id,
 )
+from stream.engines.stored import STATE_KEY, StateMemo, stored_value
 from stream.processing import OutputRecord
 from stream.records import (
     ANOMALIES_TOPIC,
@@ -35,11 +35,13 @@ from stream.records import (
     ORDER_PAID_TOPIC,
     ORDERS_TOPIC,
     TICKS_TOPIC,
+    ExpectedOrder,
 )
 from stream.settings import StreamSettings
-from stream.transitions import state_from_dict
+from stream.transitions import Input, Tick, state_from_dict
 from tests.support.quix_state import BytesState
 from tests.unit.stream.cases import ORDER, note
+from tests.unit.stream.test_histories import SHUFFLED_HISTORIES
 
 SETTINGS = StreamSettings(
     "127.0.0.1:1", 8, "t-", "t-paynotify-stream", Path("d"), "exactly_once", 0.1
@@ -248,3 +250,55 @@ def test_quix_step_stored_value_is_what_quix_state_set_stores() -> None:
     state.set(STATE_KEY, [stored, due])  # Quix's own serializer, as before
     assert state.values[STATE_KEY] == written
     assert stored_value(state_from_dict(stored), due) == written
+
+
+def encoded(item: Input) -> tuple[str, bytes]:
+    """Return the topic and value that carry ``item`` to the step."""
+    if isinstance(item, Tick):
+        return TICKS_TOPIC, json.dumps({"now": item.now}).encode()
+    return (
+        ORDERS_TOPIC if isinstance(item, ExpectedOrder) else NOTIFICATIONS_TOPIC
+    ), item.to_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(SHUFFLED_HISTORIES)
+def test_quix_step_state_memo_answers_what_decoding_the_stored_bytes_gives(
+    case: tuple[str, list[Input]],
+) -> None:
+    _name, inputs = case
+    remembering, decoding = OrderStep(SETTINGS), OrderStep(SETTINGS)
+    decoding.memo = StateMemo(budget=0)  # remembers nothing: decodes every read
+    mine, theirs = BytesState(), BytesState()
+    for item in inputs:
+        topic, value = encoded(item)
+        assert feed(remembering, mine, topic, value) == feed(decoding, theirs, topic, value)
+        assert mine.values == theirs.values
+        assert not decoding.memo.entries
+        if STATE_KEY in mine.values:  # what the memo holds is what decoding the bytes gives
+            raw, order, due = remembering.memo.entries[b"o-1"]
+            assert raw == mine.values[STATE_KEY]
+            assert [state_from_dict(mine.get(STATE_KEY)[0]), mine.get(STATE_KEY)[1]] == [order, due]
+
+
+def test_quix_step_state_memo_decodes_bytes_it_did_not_store() -> None:
+    step, state = OrderStep(SETTINGS), BytesState()
+    feed(step, state, ORDERS_TOPIC, ORDER.to_bytes())
+    other = OrderStep(SETTINGS)  # another worker, after a rebalance: same bytes, no memo
+    paid = feed(other, state, NOTIFICATIONS_TOPIC, note().to_bytes())
+    assert [r.topic for r in paid] == [ORDER_PAID_TOPIC, DECISIONS_TOPIC]
+    # the first worker gets the order back: its memo holds older bytes, so it decodes
+    assert feed(step, state, NOTIFICATIONS_TOPIC, note().to_bytes()) == []
+    assert step.memo.entries[b"o-1"][0] != state.values[STATE_KEY]
+
+
+def test_quix_state_memo_forgets_the_least_recently_stored_beyond_its_budget() -> None:
+    memo = StateMemo(budget=10)
+    state = state_from_dict({"status": "created"})
+    memo.put(b"a", b"12345", state, None)
+    memo.put(b"b", b"1234", state, None)
+    memo.put(b"a", b"123", state, None)  # stored again: now the most recent
+    memo.put(b"c", b"1234", state, None)
+    assert list(memo.entries) == [b"a", b"c"] and memo.size == 7
+    memo.forget(b"a")
+    assert list(memo.entries) == [b"c"] and memo.size == 4
