@@ -10,10 +10,6 @@ transaction, and commit the Kafka offsets only after the database commit.
   re-reads the batch and the idempotent writer makes that harmless.
 - A record the database refuses by itself (a constraint, a value too long) does not block its
   partition: :func:`sinks.writer.write_records` keeps it as an anomaly.
-- The offsets of a written batch are committed asynchronously: the next batch does not wait for
-  the broker's answer (a round trip per batch, on the path of every paid row). A commit that
-  fails or never arrives only means that a batch already in the database is read and written
-  again, which the idempotent writer makes harmless; a clean stop commits synchronously.
 """
 
 from __future__ import annotations
@@ -61,7 +57,6 @@ class KafkaSink:
                 "auto.offset.reset": "earliest",
                 "client.id": "paynotify-sink",
                 "session.timeout.ms": self._settings.session_timeout_ms,
-                "on_commit": _on_commit,
             }
         )
 
@@ -77,17 +72,13 @@ class KafkaSink:
             self.metrics.serve(self._settings.metrics_listen)
         consumer = self._consumer()
         consumer.subscribe(list(self._names))
-        # Whether everything read so far is in the database (its offsets may still be in flight).
-        written = False
         try:
             while not stop.is_set():
                 messages = self._next_batch(consumer)
                 records = [r for r in (self._record(m) for m in messages) if r is not None]
                 if records:
-                    written = self._write(consumer, records, stop)
+                    self._write(consumer, records, stop)
                 self._update_lag(consumer)
-            if written:  # not after a batch the database never took: it must be read again
-                _commit(consumer, asynchronous=False)
         finally:
             consumer.close()
             self.metrics.close()
@@ -137,9 +128,8 @@ class KafkaSink:
             key=message.key(),
         )
 
-    def _write(self, consumer: Consumer, records: list[Record], stop: threading.Event) -> bool:
-        """Write the batch, retrying while the database refuses, then commit the offsets; return
-        whether it was written (False: stopped before the database took it)."""
+    def _write(self, consumer: Consumer, records: list[Record], stop: threading.Event) -> None:
+        """Write the batch, retrying while the database refuses, then commit the offsets."""
         started = time.monotonic()
         backoff = FIRST_BACKOFF_S
         paused: list[TopicPartition] = []
@@ -160,16 +150,15 @@ class KafkaSink:
                 late = self._wait(consumer, backoff, stop)
                 records.extend(r for r in (self._record(m) for m in late) if r is not None)
                 if stop.is_set():
-                    return False  # nothing committed: the batch is read again after a restart
+                    return  # nothing committed: the batch is read again after a restart
                 backoff = min(backoff * 2, self._settings.max_backoff_s)
-        _commit(consumer, asynchronous=True)
+        _commit(consumer)
         if paused:
             consumer.resume(consumer.assignment())
             self.metrics.paused.set(0)
             log.info("database writes succeeded again; partitions resumed")
         self.written.add(result)
         self.metrics.count(result, time.monotonic() - started)
-        return True
 
     def _wait(self, consumer: Consumer, seconds: float, stop: threading.Event) -> list[Message]:
         """Wait, serving the group (and the lag gauge); return records fetched meanwhile."""
@@ -202,15 +191,9 @@ class KafkaSink:
         self.metrics.set_lag(lags)
 
 
-def _commit(consumer: Consumer, *, asynchronous: bool) -> None:
+def _commit(consumer: Consumer) -> None:
     try:
-        consumer.commit(asynchronous=asynchronous)
+        consumer.commit(asynchronous=False)
     except KafkaException as exc:
         # A rebalance took the partitions: the new owner re-reads them; the writes are idempotent.
         log.warning("offset commit failed", extra={"error": str(exc)})
-
-
-def _on_commit(error: KafkaError | None, _partitions: list[TopicPartition]) -> None:
-    """Log an asynchronous commit that failed (served by the consumer's own calls)."""
-    if error is not None and error.code() != KafkaError._NO_OFFSET:
-        log.warning("offset commit failed", extra={"error": error.name()})

@@ -152,8 +152,8 @@ def test_sink_stopped_while_the_database_is_down_commits_only_what_it_wrote(
     kafka_bootstrap: str,
     postgres_service: tuple[str, LocalPostgres | None],
 ) -> None:
-    """Offsets are committed asynchronously after each batch and once more, synchronously, on a
-    clean stop: never past a batch the database did not take."""
+    """A sink told to stop while its batch waits for the database commits nothing of it: the
+    batch is read again, and written, after the restart."""
     postgres_url, server = postgres_service
     if server is None:
         pytest.skip("needs the PostgreSQL server these tests started (to stop and start it)")
