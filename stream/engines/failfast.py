@@ -84,5 +84,16 @@ class FailFast:
         os._exit(self.exit_code)
 
 
+LOST_EXCEPTION = "returned NULL without setting an exception"
+LOST_HINT = (
+    " (an exception raised in Quix's partition assignment, lost by confluent-kafka; after a "
+    "broker restart, often a transaction the broker never completed: docs/reliability.md)"
+)
+
+
 def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
+    """Return the error's one-line description, with a hint when confluent-kafka hid the cause."""
+    text = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, SystemError) and LOST_EXCEPTION in str(exc):
+        text += LOST_HINT
+    return text

@@ -6,10 +6,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from stream.engines.failfast import FailFast
 
 HANGING_WORKER = """
 import time
+
+import pytest
 from stream.engines.failfast import FailFast
 failures = FailFast(75, grace_s=0.3)
 assert failures.on_consumer_error(SystemError("consume returned NULL"), None, None) is False
@@ -18,6 +22,8 @@ time.sleep(30)  # app.run() stuck in Consumer.close()
 
 STOPPING_WORKER = """
 import time
+
+import pytest
 from stream.engines.failfast import FailFast
 failures = FailFast(75, grace_s=0.3)
 failures.on_producer_error(RuntimeError("fenced"), None, None)
@@ -52,3 +58,23 @@ def test_every_callback_asks_quix_to_stop() -> None:
         assert failures.on_processing_error(ValueError("x"), None, None) is False
     finally:
         failures.disarm()
+
+
+def test_a_lost_assignment_error_is_logged_with_where_to_look(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """confluent-kafka turns an exception raised in a rebalance callback into this SystemError
+    when another callback of the same poll runs Python code first; the log says so."""
+    failures = FailFast(75, grace_s=60)
+    lost = SystemError(
+        "<method 'consume' of 'cimpl.Consumer' objects> returned NULL without setting an exception"
+    )
+    try:
+        with caplog.at_level("ERROR", logger="paynotify.stream"):
+            failures.on_consumer_error(lost, None, None)
+            failures.on_consumer_error(SystemError("other"), None, None)
+    finally:
+        failures.disarm()
+    errors = [record.error for record in caplog.records]
+    assert "partition assignment" in errors[0] and "reliability.md" in errors[0]
+    assert errors[1] == "SystemError: other"
