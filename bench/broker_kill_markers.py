@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.records import NOTIFICATIONS_TOPIC
 from paynotify.broker import KAFKA_VERSION, LocalBroker, free_port
+from stream.engines.failfast import LOST_EXCEPTION
 from stream.records import ORDERS_TOPIC
 from tests.support.stack import Service
 from tests.support.stream_load import READY, order, payment, producer, write_stream_config
 
 DROPPED = "Couldn't find leader endpoint"  # the coordinator's line for markers it gave up on
-LOOPING = "returned NULL without setting"  # a worker whose partition assignment failed
 RESUMED = "Sending txn markers for"  # a loading coordinator finishing a prepared transaction
 
 
@@ -67,6 +67,7 @@ def trial(delay: float, watch: float) -> tuple[int, int, int]:
     broker.start()
     stop = threading.Event()
     stream: Service | None = None
+    feeder: threading.Thread | None = None
     try:
         config, prefix = write_stream_config(
             folder, broker.bootstrap_servers, guarantee="exactly_once", commit=0.1
@@ -86,11 +87,13 @@ def trial(delay: float, watch: float) -> tuple[int, int, int]:
         seen = len(stream.output())
         broker.start()
         time.sleep(watch)
-        looping = stream.output()[seen:].count(LOOPING)
+        looping = stream.output()[seen:].count(LOST_EXCEPTION)
         log = (broker.data_dir / "logs" / "server.log").read_text(errors="replace")
         return log.count(RESUMED), log.count(DROPPED), looping
     finally:
         stop.set()
+        if feeder is not None:
+            feeder.join(60)
         if stream is not None:
             stream.stop()
         broker.stop()

@@ -12,8 +12,6 @@ from stream.engines.failfast import FailFast
 
 HANGING_WORKER = """
 import time
-
-import pytest
 from stream.engines.failfast import FailFast
 failures = FailFast(75, grace_s=0.3)
 assert failures.on_consumer_error(SystemError("consume returned NULL"), None, None) is False
@@ -22,8 +20,6 @@ time.sleep(30)  # app.run() stuck in Consumer.close()
 
 STOPPING_WORKER = """
 import time
-
-import pytest
 from stream.engines.failfast import FailFast
 failures = FailFast(75, grace_s=0.3)
 failures.on_producer_error(RuntimeError("fenced"), None, None)
