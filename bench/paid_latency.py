@@ -39,11 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers u
 
 from bench.peers.paynotify_stack import PaynotifyPeer
 from bench.side_by_side_load import AMOUNT_MINOR, FixedRateResult, Probe, _pending, _poll, sign_all
-from bench.stack_ack import label, own_cpu, processes
+from bench.stack_ack import compiler_cpu, label, own_cpu, processes
 from stream.records import ORDER_PAID_TOPIC
 from tests.support import alipay as signer
 from tests.support.keys import write_public_pem
 
+BROKER = "broker (JVM)"
+JIT = "the broker's JIT compiler"  # a part of the broker's line
 CONNECTIONS = 64
 POLL_S = 0.005
 CHANNEL = "paid_latency"
@@ -191,6 +193,7 @@ def measure(
     ready.wait(30)
     names = processes()
     before = {pid: own_cpu(pid) for pid in names}
+    compiled = {pid: compiler_cpu(pid) for pid in names if label(pid, names[pid]) == BROKER}
     mine = resource.getrusage(resource.RUSAGE_SELF)
     if observe == "poll":
         poller = threading.Thread(target=_poll, args=(peer.connect, result.probes, stop, POLL_S))
@@ -207,6 +210,14 @@ def measure(
         asyncio.run(send_at_rate(peer.url, requests, result.probes, rate))
         seconds = time.monotonic() - started
         cores = cores_by_name(names, before, mine, seconds)
+        cores[JIT] = (
+            sum(  # a thread that ended meanwhile: its last slice is not counted
+                cpu - compiled[pid].get(tid, 0.0)
+                for pid in compiled
+                for tid, cpu in compiler_cpu(pid).items()
+            )
+            / seconds
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(_pending(result.probes)):
             time.sleep(0.05)
@@ -289,10 +300,9 @@ def print_run(index: int, figures: dict[str, float], cores: dict[str, float]) ->
             f"p99 {figures['stream_p99']:.0f}; readable -> paid row p50 "
             f"{figures['sink_p50']:.0f} ms, p99 {figures['sink_p99']:.0f}"
         )
-    print(
-        "  cores: "
-        + ", ".join(f"{n} {c:.2f}" for n, c in sorted(cores.items(), key=lambda x: -x[1]))
-    )
+    shares = sorted(((n, c) for n, c in cores.items() if n != JIT), key=lambda x: -x[1])
+    jit = f" (its JIT compiler {cores[JIT]:.2f})" if JIT in cores else ""
+    print("  cores: " + ", ".join(f"{n} {c:.2f}{jit if n == BROKER else ''}" for n, c in shares))
 
 
 def main() -> int:
