@@ -58,8 +58,9 @@ def own_cpu(pid: int) -> float:
 
 def compiler_cpu(pid: int) -> dict[int, float]:
     """CPU seconds of each of a JVM's JIT compiler threads (C1, C2) so far, by thread id (the
-    JVM starts and ends them as it needs). The broker compiles its hot code for about its first
-    minute of traffic (0.2-0.5 of a core here), a cost a long-running broker no longer pays.
+    JVM starts and ends them as it needs). A young broker compiles its hot code under the first
+    minutes of traffic (docs/benchmarks.md, "The producer lingers"), a cost a long-running broker
+    no longer pays.
     Empty for a process without such threads."""
     found: dict[int, float] = {}
     try:

@@ -77,18 +77,23 @@ def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_d
     from quixstreams import Application, State
 
     from paynotify.logs import setup_logging
-    from stream.engines.quix import STATS_INTERVAL_MS, ReadyLog
+    from stream.engines.quix import LINGER_MS, STATS_INTERVAL_MS, ReadyLog
 
     setup_logging("INFO")
+    exactly_once = guarantee == "exactly_once"
     app = Application(
         broker_address=bootstrap,
         consumer_group=f"{prefix}ceiling-{variant}",
         auto_offset_reset="earliest",
         commit_interval=1.0,
-        processing_guarantee="exactly-once" if guarantee == "exactly_once" else "at-least-once",
+        processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         state_dir=data_dir,
         loglevel=None,
-        producer_extra_config={"partitioner": "murmur2_random", "linger.ms": 5},
+        # the worker's own producer settings, so that the variants differ only in the work
+        producer_extra_config={
+            "partitioner": "murmur2_random",
+            "linger.ms": LINGER_MS[exactly_once],
+        },
         consumer_extra_config={"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": ReadyLog()},
     )
     raw = {"key_deserializer": "bytes", "value_deserializer": "bytes"}

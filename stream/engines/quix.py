@@ -60,6 +60,11 @@ TRANSACTION_TIMEOUT_MS = 10_000  # an abandoned transaction holds readers at mos
 # How soon "ready" is noticed after an assignment. Quix decodes every statistics document too
 # (py-spy: 3% of the worker's time at 100 ms), so not more often than twice a second.
 STATS_INTERVAL_MS = 500
+# Under exactly-once, records are readable only once their transaction commits, and the
+# checkpoint flushes the producer (at once, whatever the linger) before it commits: lingering for
+# the default commit interval sends a few large requests per checkpoint instead of one every 5 ms
+# (docs/benchmarks.md, "The producer lingers"). At-least-once records are readable when written.
+LINGER_MS = {True: 100, False: 5}
 
 
 def due_topic(settings: StreamSettings) -> str:
@@ -303,7 +308,7 @@ def output_topics(app: Application, settings: StreamSettings) -> dict[str, Topic
 
 def producer_config(settings: StreamSettings, exactly_once: bool) -> dict[str, Any]:
     """Return the producer options: murmur2 like every other writer, fencing under EOS."""
-    config: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": 5}
+    config: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": LINGER_MS[exactly_once]}
     if exactly_once:
         config["transactional.id"] = transactional_id(settings)
         config["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS

@@ -21,6 +21,20 @@ def fresh(name: str) -> str:
     return f"t{uuid.uuid4().hex[:10]}-{name}"
 
 
+def committed_reader(bootstrap: str, topic: str) -> Consumer:
+    """Return a ``read_committed`` consumer of every partition of ``topic``, from the start."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": fresh("reader"),
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(8)])
+    return consumer
+
+
 def test_ensure_topics_creates_with_configured_partitions_and_is_idempotent(
     kafka_bootstrap: str,
 ) -> None:
@@ -61,15 +75,7 @@ async def test_kafka_publisher_returns_after_ack_on_the_java_partition(
         await publisher.publish(topic, key, b'{"v":1}')
     assert await publisher.ready()
     await publisher.close()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka_bootstrap,
-            "group.id": fresh("g"),
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(8)])
+    consumer = committed_reader(kafka_bootstrap, topic)
     seen: dict[bytes, int] = {}
     deadline = time.monotonic() + 30
     while len(seen) < len(keys) and time.monotonic() < deadline:
@@ -105,3 +111,36 @@ def test_consumer_read_committed_is_supported(kafka_bootstrap: str) -> None:
         pytest.fail(str(exc))
     finally:
         consumer.close()
+
+
+def test_a_transactions_flush_does_not_wait_for_the_producers_linger(kafka_bootstrap: str) -> None:
+    # The Quix worker lingers under exactly-once (stream/engines/quix.py, LINGER_MS) because
+    # its checkpoint flushes the producer before committing and librdkafka's flush sends at once:
+    # were that to change, every commit would wait out the linger.
+    name = fresh("linger")
+    ensure_topics(kafka_bootstrap, [name], 8)
+    linger_s = 30
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "transactional.id": fresh("linger-tx"),
+            "linger.ms": linger_s * 1000,
+            "transaction.timeout.ms": 2 * linger_s * 1000,
+        }
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for number in range(100):
+        producer.produce(name, b"paid", key=f"o-{number}".encode())
+    started = time.monotonic()
+    assert producer.flush(2 * linger_s) == 0
+    flushed = time.monotonic() - started
+    producer.commit_transaction(30)
+    assert flushed < linger_s / 2, f"flush took {flushed:.1f} s: it waited for linger.ms"
+    consumer = committed_reader(kafka_bootstrap, name)
+    read: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(read) < 100 and time.monotonic() < deadline:
+        read += [m.value() for m in consumer.consume(100, 1.0) if m.error() is None]
+    consumer.close()
+    assert read == [b"paid"] * 100

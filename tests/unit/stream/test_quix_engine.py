@@ -25,6 +25,7 @@ from stream.engines.quix import (
     RecordSerializer,
     StopOnSignal,
     due_topic,
+    producer_config,
     transactional_id,
 )
 from stream.engines.stored import STATE_KEY, StateMemo, stored_value
@@ -158,6 +159,15 @@ def test_quix_transactional_id_is_stable_per_data_folder() -> None:
     assert transactional_id(SETTINGS) == transactional_id(replace(SETTINGS))
     assert transactional_id(SETTINGS) != transactional_id(other)
     assert transactional_id(SETTINGS).startswith("t-paynotify-stream-")
+
+
+def test_quix_producer_lingers_under_exactly_once_but_within_the_transaction_timeout() -> None:
+    # librdkafka refuses every produce whose linger is not below message.timeout.ms, which a
+    # transactional producer keeps within transaction.timeout.ms.
+    eos = producer_config(SETTINGS, exactly_once=True)
+    assert eos["linger.ms"] == 100
+    assert eos["linger.ms"] < eos["transaction.timeout.ms"]
+    assert producer_config(SETTINGS, exactly_once=False)["linger.ms"] == 5
 
 
 def test_clock_due_times_pop_due_keys_once_then_retry_unless_moved() -> None:
