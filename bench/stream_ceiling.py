@@ -77,7 +77,7 @@ def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_d
     from quixstreams import Application, State
 
     from paynotify.logs import setup_logging
-    from stream.engines.quix import LINGER_MS, STATS_INTERVAL_MS, ReadyLog
+    from stream.engines.quix import FETCH, LINGER_MS, STATS_INTERVAL_MS, ReadyLog
 
     setup_logging("INFO")
     exactly_once = guarantee == "exactly_once"
@@ -94,7 +94,11 @@ def serve_quix(variant: str, bootstrap: str, prefix: str, guarantee: str, data_d
             "partitioner": "murmur2_random",
             "linger.ms": LINGER_MS[exactly_once],
         },
-        consumer_extra_config={"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": ReadyLog()},
+        consumer_extra_config={
+            "statistics.interval.ms": STATS_INTERVAL_MS,
+            "stats_cb": ReadyLog(),
+            **FETCH,
+        },
     )
     raw = {"key_deserializer": "bytes", "value_deserializer": "bytes"}
     frames = [app.dataframe(app.topic(prefix + t, **raw)) for t in (*INPUTS, TICKS_TOPIC)]

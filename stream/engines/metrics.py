@@ -10,6 +10,7 @@ receives twice a second). The faust engine exports none of these.
 from __future__ import annotations
 
 import json
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, start_http_server
@@ -110,3 +111,15 @@ def partition_lag(numbers: dict[str, int]) -> int | None:
     if end < 0 or position < 0:
         return None
     return max(0, end - position)
+
+
+def consumer_group_stats(stats: str) -> dict[str, Any]:
+    """Return the ``cgrp`` object of a statistics document (empty if it has none).
+
+    Only that object is decoded: the document lists every partition, twice a second.
+    """
+    start = stats.find('"cgrp":')
+    if start < 0:
+        return {}
+    group, _end = json.JSONDecoder().raw_decode(stats, stats.index("{", start))
+    return group if isinstance(group, dict) else {}

@@ -7,6 +7,7 @@ No engine here: the bytes are what Quix Streams' ``State.set`` would store for t
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -30,7 +31,9 @@ class StateMemo:
     the state it stored, and decodes any other bytes (another worker's, a restored changelog's,
     an older version's): the bytes are compared in full, so it answers exactly what decoding
     them gives (a unit test holds the two together). It keeps at most :attr:`budget` bytes of
-    stored values, forgetting the least recently stored first.
+    stored values, forgetting the least recently stored first. (An ``OrderedDict``: a plain dict
+    emptied from its front keeps the emptied slots until it grows again, so that finding its
+    first key scans them: a cost per record that grows with the memo.)
     """
 
     BUDGET = 8 * 2**20
@@ -38,7 +41,7 @@ class StateMemo:
     def __init__(self, budget: int = BUDGET) -> None:
         self.budget = budget
         self.size = 0
-        self.entries: dict[bytes, tuple[bytes, OrderState, str | None]] = {}
+        self.entries: OrderedDict[bytes, tuple[bytes, OrderState, str | None]] = OrderedDict()
 
     def get(self, key: bytes, raw: bytes) -> tuple[OrderState | None, str | None]:
         """Return the state and due time that ``raw``, stored under ``key``, holds."""
@@ -56,8 +59,7 @@ class StateMemo:
         self.entries[key] = (raw, order, due)
         self.size += len(raw)
         while self.size > self.budget:
-            oldest = next(iter(self.entries))
-            self.forget(oldest)
+            self.size -= len(self.entries.popitem(last=False)[1][0])
 
     def forget(self, key: bytes) -> None:
         """Forget the state stored under ``key``."""

@@ -19,11 +19,13 @@ from gateway.records import NOTIFICATIONS_TOPIC
 from stream.engines import quix
 from stream.engines.clock import DueTimes
 from stream.engines.quix import (
+    POLL_TIMEOUT_S,
     READY_TEXT,
     OrderStep,
     ReadyLog,
     RecordSerializer,
     StopOnSignal,
+    consumer_config,
     due_topic,
     producer_config,
     transactional_id,
@@ -168,6 +170,14 @@ def test_quix_producer_lingers_under_exactly_once_but_within_the_transaction_tim
     assert eos["linger.ms"] == 100
     assert eos["linger.ms"] < eos["transaction.timeout.ms"]
     assert producer_config(SETTINGS, exactly_once=False)["linger.ms"] == 5
+
+
+def test_quix_consumer_fetches_what_one_poll_timeout_brought() -> None:
+    # The broker holds a fetch until a MiB or fetch.wait.max.ms: no longer than the poll that
+    # asks for the records, so a record waits at most one more poll timeout.
+    options = consumer_config(SETTINGS)
+    assert options["fetch.min.bytes"] == 2**20
+    assert options["fetch.wait.max.ms"] == POLL_TIMEOUT_S * 1000 == 20
 
 
 def test_clock_due_times_pop_due_keys_once_then_retry_unless_moved() -> None:
