@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the signers under tests/
 
+from bench import broker_profile
 from bench.peers.paynotify_stack import PaynotifyPeer
 from bench.side_by_side_load import AMOUNT_MINOR, FixedRateResult, Probe, _pending, _poll, sign_all
 from bench.stack_ack import compiler_cpu, label, own_cpu, processes
@@ -318,6 +319,12 @@ def main() -> int:
         "--warmup-runs", type=int, default=1, help="unmeasured runs first (the broker's JIT)"
     )
     parser.add_argument(
+        "--broker-jfr",
+        type=Path,
+        help="record the broker with Java Flight Recorder during the last run into this file, "
+        "then print where its CPU went (bench/broker_profile.py)",
+    )
+    parser.add_argument(
         "--observe",
         default="notify",
         choices=("notify", "poll"),
@@ -340,11 +347,21 @@ def main() -> int:
         if args.observe == "notify":
             with peer.connect() as conn:
                 conn.execute(PAID_TRIGGER)
-        for warm in numbers[:warmups]:  # the JVM's compiler and every cache warm up first
-            measure(peer, {no: signed[no] for no in warm}, args.rate, args.observe)
+        for index, warm in enumerate(numbers[:warmups], start=1):  # the JVM's compiler first
+            result = measure(peer, {no: signed[no] for no in warm}, args.rate, args.observe)
+            print(
+                f"warm-up {index}: p99 {summary(result)['e2e_p99']:.0f} ms, "
+                f"the broker's JIT compiler {result.cores.get(JIT, 0.0):.2f} cores",
+                flush=True,
+            )
         figures = []
         for index, run in enumerate(numbers[warmups:], start=1):
+            broker = broker_pid() if args.broker_jfr and index == args.runs else None
+            if broker is not None:
+                broker_profile.start(broker, args.broker_jfr.resolve())
             result = measure(peer, {no: signed[no] for no in run}, args.rate, args.observe)
+            if broker is not None:
+                broker_profile.stop(broker)
             figures.append(summary(result))
             print_run(index, figures[-1], result.cores)
     print(
@@ -353,8 +370,15 @@ def main() -> int:
         f"p99 {statistics.median(f['e2e_p99'] for f in figures):.0f} ms; "
         f"ack p99 {statistics.median(f['ack_p99'] for f in figures):.1f} ms"
     )
+    if args.broker_jfr:
+        broker_profile.report(args.broker_jfr)
     shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def broker_pid() -> int:
+    """The local broker's process id."""
+    return next(pid for pid, command in processes().items() if label(pid, command) == BROKER)
 
 
 if __name__ == "__main__":
