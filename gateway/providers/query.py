@@ -7,9 +7,9 @@ the order, and the notifications to publish (``source="query"``, deterministic n
 ``query_notify_id``). The HTTP call is the reconciler's (``paynotify.reconcile``).
 
 ``Reconcilable`` is the account settings every such provider adds: ``reconcile_after_seconds``,
-``reconcile_horizon_seconds`` (default the provider's webhook retry horizon) and ``query_url``
-(default its production API); the credentials are each provider's own. An account reconciles
-when its credentials are configured.
+``reconcile_horizon_seconds`` (default the provider's webhook retry horizon),
+``reconcile_queries_per_second`` (default 10) and ``query_url`` (default its production API); the
+credentials are each provider's own. An account reconciles when its credentials are configured.
 
 Pure: no web framework, no I/O, no clock (``now`` and the nonce are passed in).
 """
@@ -32,7 +32,12 @@ from gateway.records import Notification, encode_raw_body
 # knows no such order, yet: not terminal).
 State = Literal["paid", "closed", "unpaid", "not_found"]
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-SETTINGS = ("reconcile_after_seconds", "reconcile_horizon_seconds", "query_url")
+SETTINGS = (
+    "reconcile_after_seconds",
+    "reconcile_horizon_seconds",
+    "reconcile_queries_per_second",
+    "query_url",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,9 @@ class Reconcilable(Account):
 
     reconcile_after_seconds: int = Field(default=300, ge=1, le=7 * 86400)
     reconcile_horizon_seconds: int | None = Field(default=None, ge=1, le=30 * 86400)
+    # At most this many queries a second for the account (Stripe allows 20 search reads a
+    # second for everything the merchant does; a restarted reconciler asks every open order).
+    reconcile_queries_per_second: float = Field(default=10.0, gt=0, le=1000)
     query_url: str = ""
 
     @property

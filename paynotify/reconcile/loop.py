@@ -8,6 +8,11 @@ ordinary notifications (``source="query"``): the stream decides, as for a webhoo
 not proven paid by the query at its deadline gets an ``unconfirmed`` anomaly on
 ``payment-anomalies``, with an id derived from the order (the sink writes it once).
 
+Each account's queries are paced (``reconcile_queries_per_second``), each answer's proof is
+published as soon as it is verified, and a long round (a restart asks every open order once)
+logs its progress and ends early, having published what it proved, when asked to stop. A query is
+signed with the time it is sent, not the round's start.
+
 An answer that proves nothing (an HTTP error, an unsigned or forged answer) is logged and the
 order asked again at its next attempt. Log lines carry the order, account, provider and the
 answer's state, never a key, a signature or a body.
@@ -45,6 +50,7 @@ from stream.records import ANOMALIES_TOPIC, Anomaly, event_id
 
 log = logging.getLogger("paynotify.reconcile")
 REQUEST_TIMEOUT_S = 10.0
+PROGRESS_EVERY_S = 30.0  # a long round (a restart, a backlog) says how far it got
 Send = Callable[[Reconcilable, str, float], QueryAnswer]
 
 
@@ -101,6 +107,29 @@ def http_sender(client: httpx.Client) -> Send:
     return send
 
 
+class Pace:
+    """Space one account's queries at least ``1 / per_second`` apart (monotonic seconds)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.gap_s = 1.0 / per_second
+        self.next_at = float("-inf")
+
+    def book(self, now: float) -> float:
+        """Book the next query; return how long to wait for it."""
+        at = max(now, self.next_at)
+        self.next_at = at + self.gap_s
+        return at - now
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One order a round queries, and where it stands in its account's schedule."""
+
+    order: OpenOrder
+    account: Reconcilable
+    final: bool
+
+
 class Reconciler:
     """One reconciliation loop: rounds of querying due orders and publishing what is proven."""
 
@@ -111,13 +140,17 @@ class Reconciler:
         producer: Producer,
         send: Send,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings, self.engine, self.producer, self.send = settings, engine, producer, send
-        self.clock = clock
+        self.clock, self.monotonic = clock, monotonic
         self.previous: float | None = None
         self.seen: set[tuple[str, str]] = set()  # open orders of the previous round
         self.window_s = max(settings.schedule(a).deadline_s for a in settings.accounts.values())
         self.window_s += GRACE_S
+        self.paces = {
+            name: Pace(a.reconcile_queries_per_second) for name, a in settings.accounts.items()
+        }
 
     def run(self, stop: threading.Event) -> None:
         """Run rounds until ``stop`` is set."""
@@ -125,25 +158,65 @@ class Reconciler:
         while not stop.is_set():
             started = self.clock()
             try:
-                self.round(started)
+                self.round(started, stop)
             except ReconcileError as exc:
                 log.warning("reconciliation round failed", extra={"error": str(exc)})
             stop.wait(max(0.0, self.settings.interval_s - (self.clock() - started)))
         log.info("reconciliation stopped")
 
-    def round(self, now: float) -> int:
-        """Query every due order once; publish what is proven; return how many were queried.
+    def round(self, now: float, stop: threading.Event | None = None) -> int:
+        """Query every due order once, each account at its pace, publishing what each answer
+        proves as soon as it is verified; return how many were queried. Returns early, having
+        published what it proved, once ``stop`` is set.
 
         Raises:
             ReconcileError: the database could not be read or the broker did not acknowledge.
         """
+        stop = stop or threading.Event()
         at = datetime.fromtimestamp(now, UTC)
         try:
             candidates = open_orders(self.engine, self.settings.accounts, at, self.window_s)
         except SQLAlchemyError as exc:  # a database outage: the next round tries again
             raise ReconcileError(f"cannot read the orders: {type(exc).__name__}") from None
-        records: list[Record] = []
+        due = self._due(candidates, now)
+        began = reported = self.monotonic()
         queried = 0
+        for item in due:
+            wait = self.paces[item.account.name].book(self.monotonic())
+            if stop.is_set() or (wait > 0 and stop.wait(wait)):
+                break
+            elapsed = self.monotonic() - began
+            outcome = self._ask(item.account, item.order, now + elapsed)  # signed with its time
+            records = list(_records(self.settings.kafka, outcome))
+            if item.final and (outcome is None or outcome.state != "paid"):
+                records.append(
+                    _unconfirmed(self.settings.kafka, item.account, item.order, outcome, now)
+                )
+            self._publish(records)
+            queried += 1
+            if self.monotonic() - reported >= PROGRESS_EVERY_S:
+                reported = self.monotonic()
+                log.info(
+                    "reconciliation round in progress",
+                    extra={"queried": queried, "due": len(due), "seconds": round(elapsed, 1)},
+                )
+        if due:
+            log.info(
+                "reconciliation round done",
+                extra={
+                    "queried": queried,
+                    "due": len(due),
+                    "seconds": round(self.monotonic() - began, 1),
+                },
+            )
+        self.previous = now
+        self.seen = {(order.account, order.out_trade_no) for order in candidates}
+        return queried
+
+    def _due(self, candidates: Iterable[OpenOrder], now: float) -> list[Due]:
+        """Return the candidates one of whose attempts falls since the previous round."""
+        at = datetime.fromtimestamp(now, UTC)
+        due = []
         for order in candidates:
             account = self.settings.accounts[order.account]
             schedule = self.settings.schedule(account)
@@ -151,17 +224,9 @@ class Reconciler:
             # First sight (a restart, or the sink wrote the order late): as if no previous round.
             first = self.previous is None or (order.account, order.out_trade_no) not in self.seen
             previous = None if first or self.previous is None else age - (now - self.previous)
-            if not schedule.due(age, previous):
-                continue
-            queried += 1
-            outcome = self._ask(account, order, now)
-            records.extend(_records(self.settings.kafka, outcome))
-            if schedule.final(age, previous) and (outcome is None or outcome.state != "paid"):
-                records.append(_unconfirmed(self.settings.kafka, account, order, outcome, now))
-        self._publish(records)
-        self.previous = now
-        self.seen = {(order.account, order.out_trade_no) for order in candidates}
-        return queried
+            if schedule.due(age, previous):
+                due.append(Due(order, account, schedule.final(age, previous)))
+        return due
 
     def _ask(self, account: Reconcilable, order: OpenOrder, now: float) -> QueryOutcome | None:
         """Send one query and verify the answer; None when it proves nothing."""

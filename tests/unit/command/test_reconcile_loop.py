@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,8 +91,37 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
+class Clock:
+    """Monotonic seconds that move only when the round waits or the provider answers slowly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Stop(threading.Event):
+    """A stop event whose waits move the fake clock instead of sleeping; set at its
+    ``set_at_wait``-th wait, as a SIGTERM arriving then would."""
+
+    def __init__(self, clock: Clock, set_at_wait: int | None = None) -> None:
+        super().__init__()
+        self.clock, self.set_at_wait = clock, set_at_wait
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.clock.waits.append(timeout or 0.0)
+        self.clock.now += timeout or 0.0
+        if self.set_at_wait is not None and len(self.clock.waits) >= self.set_at_wait:
+            self.set()
+        return self.is_set()
+
+
 def reconciler(
-    engine: Engine, handler: Callable[[httpx.Request], httpx.Response]
+    engine: Engine,
+    handler: Callable[[httpx.Request], httpx.Response],
+    clock: Clock | None = None,
 ) -> tuple[Reconciler, FakeProducer]:
     settings = ReconcileSettings(
         accounts={"shop": ACCOUNT},
@@ -101,7 +131,14 @@ def reconciler(
     )
     producer = FakeProducer()
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    return Reconciler(settings, engine, producer, http_sender(client)), producer  # type: ignore[arg-type]
+    loop = Reconciler(
+        settings,
+        engine,
+        producer,  # type: ignore[arg-type]
+        http_sender(client),
+        monotonic=clock or Clock(),
+    )
+    return loop, producer
 
 
 def test_round_publishes_the_proven_payment_only(engine: Engine) -> None:
@@ -184,3 +221,50 @@ def test_order_first_seen_past_its_deadline_is_still_reported(engine: Engine) ->
     producer.records.clear()
     loop.round(CREATED + 3700)
     assert [a.out_trade_no for a in producer.anomalies()] == ["o-late"]
+
+
+def test_queries_of_an_account_are_paced(engine: Engine) -> None:
+    clock = Clock()
+    loop, _ = reconciler(engine, alipay(set()), clock)
+    assert loop.round(CREATED + 61, Stop(clock)) == 2
+    assert clock.waits == [pytest.approx(0.1)]  # reconcile_queries_per_second defaults to 10
+
+
+def test_stop_ends_the_round_with_what_it_proved_published(engine: Engine) -> None:
+    clock = Clock()
+    loop, producer = reconciler(engine, alipay({"o-paid", "o-waiting"}), clock)
+    assert loop.round(CREATED + 61, Stop(clock, set_at_wait=1)) == 1
+    assert [n.out_trade_no for n in producer.notifications()] == ["o-paid"]
+
+
+def slow(
+    clock: Clock, seconds: float, stamps: list[str]
+) -> Callable[[httpx.Request], httpx.Response]:
+    """Alipay answering after ``seconds``, noting each request's signed ``timestamp``."""
+    answer_of = alipay(set())
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        stamps.append(request.url.params["timestamp"])
+        clock.now += seconds
+        return answer_of(request)
+
+    return handle
+
+
+def test_a_query_is_signed_with_the_time_it_is_sent(engine: Engine) -> None:
+    clock, stamps = Clock(), []
+    loop, _ = reconciler(engine, slow(clock, 400.0, stamps), clock)
+    loop.round(CREATED + 61, Stop(clock))
+    first, second = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S") for s in stamps)
+    assert (second - first).total_seconds() == 400
+
+
+def test_a_long_round_logs_its_progress(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    clock: Clock = Clock()
+    loop, _ = reconciler(engine, slow(clock, 20.0, []), clock)
+    with caplog.at_level(logging.INFO, logger="paynotify.reconcile"):
+        loop.round(CREATED + 61, Stop(clock))
+    lines = {r.getMessage(): r for r in caplog.records}
+    progress, done = lines["reconciliation round in progress"], lines["reconciliation round done"]
+    assert (progress.queried, progress.due) == (2, 2)
+    assert (done.queried, done.seconds) == (2, 40.0)

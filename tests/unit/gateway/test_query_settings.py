@@ -127,3 +127,26 @@ def test_unreadable_private_key_refused_without_echoing_it(tmp_path: Path) -> No
 def test_stripe_api_key_of_another_kind_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="api_key"):
         load(tmp_path, STRIPE + 'api_key = "pk_live_0123456789abcdefghij"\n')
+
+
+def test_queries_per_second_read_and_defaulted(tmp_path: Path) -> None:
+    text = ALIPAY + 'app_private_key = "keys/app_private.pem"\n'
+    (default,) = load(tmp_path, text)
+    (paced,) = load(tmp_path, text + "reconcile_queries_per_second = 2.5\n")
+    assert isinstance(default, AlipayAccount) and default.reconcile_queries_per_second == 10.0
+    assert isinstance(paced, AlipayAccount) and paced.reconcile_queries_per_second == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1001"])
+def test_queries_per_second_out_of_range_refused(tmp_path: Path, value: str) -> None:
+    text = (
+        ALIPAY
+        + f'app_private_key = "keys/app_private.pem"\nreconcile_queries_per_second = {value}\n'
+    )
+    with pytest.raises(ConfigError, match="reconcile_queries_per_second"):
+        load(tmp_path, text)
+
+
+def test_queries_per_second_without_credentials_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"shop-alipay.*app_private_key"):
+        load(tmp_path, ALIPAY + "reconcile_queries_per_second = 5\n")
