@@ -13,9 +13,11 @@ its promises; each one replaces a class on the app's transport before the consum
   the worker with ``ConsistencyError`` (robinhood faust #658). Ask the broker instead.
 - :func:`install_commit_gate`: a transaction commit must hold whole events (a lock the agent
   holds for one event and the commit holds while it flushes faust's buffer and commits), must
-  fail when one of its events failed, and a revocation must commit first; the agent skips the
-  events it is handed from then until the seek that ends the rebalance, and a skipped event must
-  leave no acknowledged offset behind (:meth:`CommitGate.skip`), or faust commits past it.
+  wait for every changelog write faust buffered (:class:`BufferedSends`: faust's flush gives up
+  early), must fail when one of its events failed, and a revocation must commit first; the
+  agent skips the events it is handed from then until the seek that ends the rebalance, and a
+  skipped event must leave no acknowledged offset behind (:meth:`CommitGate.skip`), or faust
+  commits past it.
 
 :data:`PRIVATE_NAMES` lists every private name this module and ``stream/engines/faust.py`` rely
 on, with the parameters of each callable; ``tests/unit/stream/test_faust_internals.py`` fails as
@@ -42,6 +44,9 @@ from mode.utils.futures import notify
 
 log = logging.getLogger("paynotify.stream")
 EXIT_ABANDONED = 75  # EX_TEMPFAIL: the supervisor restarts the worker
+# The longest a commit waits for the tables' buffered changelog writes (then: restart). The
+# broker aborts a transaction open longer than aiokafka's 60 s timeout anyway.
+CHANGELOG_WAIT_S = 60.0
 
 CHECKED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
@@ -65,6 +70,9 @@ class PrivateName:
 _CONSUMER = "faust.transport.consumer.Consumer"
 _AIO = "faust.transport.drivers.aiokafka"
 _TM = "faust.transport.consumer.TransactionManager"
+_PRODUCER = "faust.transport.producer"
+_ASSIGNOR = "faust.assignor.partition_assignor.PartitionAssignor"
+_RECOVERY = "faust.tables.recovery.Recovery"
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(f"{_AIO}.Transport", "Consumer", None, "replaced by our consumer subclass"),
@@ -89,6 +97,8 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "set on a skipped event: faust's stream iterator then records no offset for it",
     ),
     PrivateName("faust.types.tuples", "ack_lock", None, "held while a skipped event is marked"),
+    PrivateName(f"{_PRODUCER}.Producer", "buffer", None, "its put is wrapped", "init"),
+    PrivateName(f"{_PRODUCER}.ProducerBuffer", "put", "(self, fut)", "wrapped: changelog writes"),
     PrivateName("mode.utils.futures", "notify", "(fut, result=None)", "wakes wait_empty"),
     PrivateName(_CONSUMER, "loop", None, "passed to the consumer thread"),
     PrivateName(_CONSUMER, "beacon", None, "passed to the consumer thread"),
@@ -108,12 +118,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     ),
     PrivateName(_TM, "producer", None, "flushed and committed through", "init"),
     PrivateName(_TM, "app", None, "its id and assignor", "init"),
-    PrivateName(
-        _TM,
-        "transactional_id_format",
-        None,
-        "equals '{group_id}-{tpg.group}-{tpg.partition}': our ids must be faust's",
-    ),
+    PrivateName(_TM, "transactional_id_format", None, "our transactional ids must be faust's"),
     PrivateName(
         f"{_AIO}.Producer",
         "commit_transactions",
@@ -127,31 +132,16 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None)",
         "called by the engine's EventSender with the input partition's transactional id",
     ),
+    PrivateName(_ASSIGNOR, "group_for_topic", "(self, topic)", "the group in a transactional id"),
+    PrivateName(_ASSIGNOR, "assigned_actives", "(self)", "called by the clock: what to tick"),
     PrivateName(
-        "faust.assignor.partition_assignor.PartitionAssignor",
-        "group_for_topic",
-        "(self, topic)",
-        "called: the co-partition group in a transactional id",
-    ),
-    PrivateName(
-        "faust.assignor.partition_assignor.PartitionAssignor",
-        "assigned_actives",
-        "(self)",
-        "called by the engine's clock: the partitions to tick",
-    ),
-    PrivateName(
-        "faust.tables.recovery.Recovery",
+        _RECOVERY,
         "_resume_streams",
         "(self, generation_id=0)",
         "not called; its order (resume partitions, perform_seek, empty the queues) is why "
         "the safe seek exists",
     ),
-    PrivateName(
-        "faust.tables.recovery.Recovery",
-        "on_recovery_completed",
-        "(self, generation_id=0)",
-        "not called; the other place faust resumes the streams after perform_seek",
-    ),
+    PrivateName(_RECOVERY, "on_recovery_completed", "(self, generation_id=0)", "resumes too"),
     PrivateName(
         _CONSUMER,
         "wait_empty",
@@ -296,6 +286,7 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
     read again after it).
     """
     gate = CommitGate()
+    changelogs = BufferedSends()
     transport = app.transport
     base: Any = transport.TransactionManager
     consumer_base: Any = transport.Consumer
@@ -317,6 +308,10 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
             gate.paused = False
 
     class GatedTransactionManager(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            changelogs.track(self.producer.buffer)
+
         async def commit(
             self, offsets: Mapping[Any, int], start_new_transaction: bool = True
         ) -> bool:
@@ -330,11 +325,51 @@ def install_commit_gate(app: faust.App, settle: Callable[[], Awaitable[None]]) -
         ) -> bool:
             await self.producer.flush()
             await settle()
+            try:
+                async with asyncio.timeout(CHANGELOG_WAIT_S):
+                    await changelogs.settle()
+            except Exception as exc:  # a fenced or failed write, or none in time: no commit
+                abandon(exc)
             return await commit_all(self.app, self.producer, offsets, start_new_transaction)
 
     transport.TransactionManager = GatedTransactionManager  # type: ignore[misc]
     transport.Consumer = GatedConsumer  # type: ignore[misc]
     return gate
+
+
+class BufferedSends:
+    """The messages faust put in its producer buffer (the tables' changelog writes) since the
+    last commit. faust's ``ProducerBuffer.flush`` gives up after 0.1 s without a message sent
+    and ignores the one its task holds, so a commit could count an input done while its
+    changelog write went into the next transaction (lost with it: ``docs/reliability.md``, "A
+    changelog write outside its transaction"). The gate waits for each before it commits."""
+
+    def __init__(self) -> None:
+        self.pending: list[Awaitable[Any]] = []
+        self.tracked: Any = None
+
+    def track(self, buffer: Any) -> None:
+        """Note every message put in ``buffer`` (once per buffer), then let faust send it."""
+        if buffer is self.tracked:
+            return
+        put = buffer.put
+
+        def put_and_note(fut: Any) -> None:
+            self.pending.append(fut)
+            put(fut)
+
+        buffer.put = put_and_note
+        self.tracked = buffer
+
+    async def settle(self) -> None:
+        """Wait until every message noted so far is acknowledged.
+
+        Raises:
+            the first failed write's error.
+        """
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
 
 async def commit_all(

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import inspect
 from importlib.metadata import version
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -17,6 +18,7 @@ from faust.types.tuples import TP, ConsumerMessage
 from stream.engines.faust_internals import (
     CHECKED_VERSIONS,
     PRIVATE_NAMES,
+    BufferedSends,
     CommitGate,
     PrivateName,
 )
@@ -101,3 +103,75 @@ async def test_faust_internals_skipped_event_leaves_no_offset_for_faust_to_commi
         assert not consumer.unacked  # faust's wait for the agents does not wait for 292
     finally:  # the consumer thread's own event loop, never started
         consumer._thread.thread_loop.close()
+
+
+def test_faust_internals_changelog_writes_go_through_the_buffer_put() -> None:
+    producer = resolve("faust.transport.producer.Producer")
+    assert "self.buffer.put(fut)" in inspect.getsource(producer.send_soon)
+
+
+async def buffered_app() -> Any:
+    """Return the producer buffer of a new app (never connected)."""
+    app = faust.App("buffer-test", broker="kafka://127.0.0.1:1", loop=asyncio.get_running_loop())
+    return app.producer.buffer
+
+
+class StuckWrite:
+    """A buffered write whose send never finishes (as when a full batch has no room)."""
+
+    def __init__(self) -> None:
+        self.message = SimpleNamespace(channel=SimpleNamespace(publish_message=self.publish))
+        self.taken = asyncio.Event()
+
+    async def publish(self, _fut: Any, wait: bool = False) -> None:
+        self.taken.set()
+        await asyncio.Event().wait()
+
+
+async def test_faust_internals_faust_flush_returns_with_writes_unsent() -> None:
+    # Why the commit cannot rely on faust's flush: it ignores the write its task holds, and
+    # gives up on the others after 0.1 s without a write sent.
+    buffer = await buffered_app()
+    await buffer.start()
+    try:
+        held, queued = StuckWrite(), StuckWrite()
+        buffer.put(held)
+        await asyncio.wait_for(held.taken.wait(), 5.0)
+        await asyncio.wait_for(buffer.flush(), 5.0)  # returns at once: the queue is empty
+        buffer.put(queued)
+        await asyncio.wait_for(buffer.flush(), 5.0)  # returns after 0.1 s
+        assert buffer.size == 1 and not queued.taken.is_set()
+    finally:
+        while buffer.size:  # a buffer stops by flushing, which refuses a write still queued
+            buffer.pending.get_nowait()
+        await buffer.stop()
+
+
+async def test_faust_internals_commit_waits_for_every_buffered_changelog_write() -> None:
+    buffer = await buffered_app()
+    sends = BufferedSends()
+    sends.track(buffer)
+    sends.track(buffer)  # the manager is built again after a restart of the consumer
+    written = asyncio.get_running_loop().create_future()
+    buffer.put(written)  # what a table write does (Producer.send_soon)
+    settling = asyncio.create_task(sends.settle())
+    await asyncio.sleep(0.3)  # faust's own flush would have given up by now
+    assert not settling.done()
+    written.set_result(None)
+    await settling
+    assert buffer.size == 1  # still faust's to send: noted, not taken
+    await asyncio.wait_for(sends.settle(), 0.01)  # nothing left to wait for
+
+
+async def test_faust_internals_commit_fails_on_a_failed_or_late_changelog_write() -> None:
+    buffer = await buffered_app()
+    sends = BufferedSends()
+    sends.track(buffer)
+    failed = asyncio.get_running_loop().create_future()
+    failed.set_exception(RuntimeError("ProducerFenced"))
+    buffer.put(failed)
+    with pytest.raises(RuntimeError, match="ProducerFenced"):
+        await asyncio.wait_for(sends.settle(), 1.0)
+    buffer.put(asyncio.get_running_loop().create_future())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(sends.settle(), 0.05)
