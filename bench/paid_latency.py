@@ -316,6 +316,12 @@ def main() -> int:
         "--commit-interval", type=float, help="[stream] commit_interval_seconds (default: 0.1)"
     )
     parser.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="[kafka] partitions of every topic (default: 8, the configuration's default)",
+    )
+    parser.add_argument(
         "--warmup-runs", type=int, default=1, help="unmeasured runs first (the broker's JIT)"
     )
     parser.add_argument(
@@ -341,7 +347,7 @@ def main() -> int:
     options: dict[str, str | float | int] = {"engine": args.engine}
     if args.commit_interval is not None:
         options["commit_interval_seconds"] = args.commit_interval
-    with PaynotifyPeer(public, stream_options=options) as peer:
+    with PaynotifyPeer(public, stream_options=options, partitions=args.partitions) as peer:
         peer.add_orders([(no, AMOUNT_MINOR) for no in signed])
         peer.wait_applied()
         if args.observe == "notify":

@@ -92,7 +92,7 @@ def pids_of(peer: PaynotifyPeer, names: list[str]) -> list[int]:
 def label(pid: int, command: str) -> str:
     """A short name for a process of the run."""
     if pid == os.getpid():
-        return "this client (httpx sender + database poller)"
+        return "this client (the bench's own process)"
     for name in ("gateway", "sink", "stream"):
         if command.endswith(f" {name}"):
             return name if name != "stream" else "stream supervisor"

@@ -40,7 +40,7 @@ listen = "127.0.0.1:{port}"
 
 [kafka]
 bootstrap_servers = "127.0.0.1:{kafka_port}"
-partitions = 8
+partitions = {partitions}
 
 [database]
 url = "{database}"
@@ -79,6 +79,7 @@ class PaynotifyPeer:
     postgres: LocalPostgres | None = None
     stack: Stack | None = None
     stream_options: dict[str, str | float | int] = field(default_factory=dict)
+    partitions: int = 8  # [kafka] partitions: every topic's, so the stream's parallelism too
 
     @property
     def url(self) -> str:
@@ -97,6 +98,7 @@ class PaynotifyPeer:
                 CONFIG.format(
                     port=self.port,
                     kafka_port=self.kafka_port,
+                    partitions=self.partitions,
                     database=self.postgres.url(),
                     account=ACCOUNT,
                     app_id=APP_ID,
